@@ -1,0 +1,65 @@
+"""cowaitlib: run Python notebooks and functions as parametrized, composable, testable tasks.
+
+    import cowaitlib as cw
+
+    @cw.task
+    def volume(date: str) -> int: ...
+
+    total = await cw.join([volume(date=d) for d in days])
+    vol = await cw.NotebookRunner("volume.ipynb", date="20210101")
+
+Inside a task (or a notebook opened in Jupyter), `cw.input(name, default)` reads an input and
+`cw.exit(value)` ends the task with a value.
+"""
+
+from . import context as _context
+from .config import Settings, configure, current_settings, override
+from .context import exit, input
+from .errors import (
+    CellTimeoutError,
+    ConfigError,
+    CowaitError,
+    ExecutorUnavailable,
+    InputError,
+    KernelDiedError,
+    SerializationError,
+    TaskError,
+    TaskExit,
+    TaskTimeoutError,
+)
+from .notebook import NotebookRunner, NotebookTask, notebook
+from .task import FunctionTask, Task, TaskHandle, join, run, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CellTimeoutError",
+    "ConfigError",
+    "CowaitError",
+    "ExecutorUnavailable",
+    "FunctionTask",
+    "InputError",
+    "KernelDiedError",
+    "NotebookRunner",
+    "NotebookTask",
+    "SerializationError",
+    "Settings",
+    "Task",
+    "TaskError",
+    "TaskExit",
+    "TaskHandle",
+    "TaskTimeoutError",
+    "__version__",
+    "configure",
+    "current_settings",
+    "exit",
+    "input",
+    "join",
+    "notebook",
+    "override",
+    "run",
+    "task",
+]
+
+_context.current()  # inside a task's own process: adopt its spec (and its settings) now
+_context.install_ipython_exit_handler()

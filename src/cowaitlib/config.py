@@ -1,0 +1,190 @@
+"""Settings: one pydantic model, filled from layers where later layers win.
+
+    1. built-in defaults
+    2. `[tool.cowaitlib]` in the project's pyproject.toml, then a cowaitlib.toml beside it
+       (the project is the nearest folder, from the working directory up, holding either file)
+    3. environment variables `COWAITLIB_<KEY>` (nested keys: `COWAITLIB_<SECTION>__<KEY>`)
+    4. settings inherited from the parent task (inside a task's own process only)
+    5. `cowaitlib.configure(...)` for the whole process, then `with cowaitlib.override(...)`
+    6. per-call `task.options(...)`
+
+Each layer is validated on its own, so an invalid value is reported with the file or variable it
+came from and its key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "COWAITLIB_"
+
+ExecutorName = Literal["inprocess", "docker", "kubernetes"]
+
+
+class Settings(BaseModel):
+    """Everything a user can set. Unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    executor: ExecutorName = Field("inprocess", description="where tasks run")
+    timeout: PositiveFloat | None = Field(None, description="seconds a task may run in all")
+    cell_timeout: PositiveFloat | None = Field(
+        None, description="seconds one notebook cell may run"
+    )
+    output_dir: str = Field(
+        ".cowaitlib/notebooks",
+        description="where executed notebooks are saved (relative to the working directory)",
+    )
+    kernel_name: str = Field("python3", description="the Jupyter kernel notebooks run on")
+    logs: bool = Field(True, description="forward task output to the caller, prefixed per task")
+    progress: bool | None = Field(
+        None, description="show join progress; default: on in a terminal or notebook, off in CI"
+    )
+
+
+# --- the layers ----------------------------------------------------------------------------
+
+_process_layer: dict[str, Any] = {}
+_inherited_layer: dict[str, Any] = {}
+_scoped_layer: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "cowaitlib_scoped_settings", default={}  # noqa: B039 - never mutated, only replaced
+)
+_file_cache: dict[Path, tuple[dict[str, Any], str]] = {}
+
+
+def current_settings(**overrides: Any) -> Settings:
+    """The settings in force here, with `overrides` (per-call options) on top."""
+    merged: dict[str, Any] = {}
+    for layer, source in _layers():
+        _merge(merged, _check(layer, source))
+    _merge(merged, _check(overrides, "options()"))
+    return Settings.model_validate(merged)
+
+
+def configure(**settings: Any) -> None:
+    """Set settings for the whole process (above files and environment)."""
+    _check(settings, "configure()")
+    _merge(_process_layer, settings)
+
+
+def reset() -> None:
+    """Forget `configure()` calls and cached files (for tests and long-lived processes)."""
+    _process_layer.clear()
+    _file_cache.clear()
+
+
+@contextlib.contextmanager
+def override(**settings: Any) -> Iterator[Settings]:
+    """Within the block (and tasks started in it), use these settings on top of the rest."""
+    _check(settings, "override()")
+    layer = dict(_scoped_layer.get())
+    _merge(layer, settings)
+    token = _scoped_layer.set(layer)
+    try:
+        yield current_settings()
+    finally:
+        _scoped_layer.reset(token)
+
+
+def inherit(settings: Mapping[str, Any]) -> None:
+    """Adopt a parent task's settings: used by workers before running a task."""
+    _inherited_layer.clear()
+    _inherited_layer.update(_check(dict(settings), "the parent task's settings"))
+
+
+def _layers() -> Iterator[tuple[dict[str, Any], str]]:
+    file_layer, file_source = _project_file_layer(Path.cwd())
+    yield file_layer, file_source
+    yield _environment_layer(os.environ), "environment"
+    yield _inherited_layer, "the parent task's settings"
+    yield _process_layer, "configure()"
+    yield _scoped_layer.get(), "override()"
+
+
+def _project_file_layer(start: Path) -> tuple[dict[str, Any], str]:
+    if start not in _file_cache:
+        _file_cache[start] = _read_project_files(start)
+    return _file_cache[start]
+
+
+def _read_project_files(start: Path) -> tuple[dict[str, Any], str]:
+    for folder in (start, *start.parents):
+        pyproject, own = folder / "pyproject.toml", folder / "cowaitlib.toml"
+        if not (pyproject.is_file() or own.is_file()):
+            continue
+        merged: dict[str, Any] = {}
+        sources = []
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("cowaitlib", {})
+            _merge(merged, _check(table, f"{pyproject} [tool.cowaitlib]"))
+            sources.append(f"{pyproject} [tool.cowaitlib]")
+        if own.is_file():
+            _merge(merged, _check(_read_toml(own), str(own)))
+            sources.append(str(own))
+        return merged, " and ".join(sources)
+    return {}, "no project file"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or not value:
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        target = layer
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return layer
+
+
+def _check(layer: dict[str, Any], source: str) -> dict[str, Any]:
+    """Validate one layer alone so that errors name where the bad value came from."""
+    try:
+        Settings.model_validate(layer)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            if source == "environment":
+                where = ENV_PREFIX + "__".join(str(p).upper() for p in error["loc"])
+            else:
+                where = f"key {key!r}"
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        known = ", ".join(Settings.model_fields)
+        raise ConfigError(
+            f"invalid cowaitlib setting in {source}: " + "; ".join(problems)
+            + f". Known settings: {known}."
+        ) from None
+    return layer
+
+
+def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value

@@ -1,0 +1,133 @@
+"""A notebook task, run cell by cell on a real Jupyter kernel through nbclient.
+
+The notebook's inputs never enter its code: the kernel process gets an environment variable
+naming a JSON file that holds the task spec, and `cowaitlib.input()` inside the kernel reads it.
+`cowaitlib.exit(value)` writes the result envelope to a file beside it, then stops the run.
+
+Whatever happens (a failing cell, a dead kernel, a timeout, cancellation) the kernel is shut
+down and the executed notebook, outputs included, is saved; its path is on the envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from .config import Settings
+from .context import TASK_FILE_ENV
+from .logs import TaskOutput
+from .spec import ResultEnvelope, TaskSpec
+from .worker import failure
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvelope:
+    """Execute the notebook `spec.target` as the task `spec`."""
+    settings = Settings.model_validate(spec.settings)
+    path = Path(spec.target)
+    saved = Path(settings.output_dir) / f"{spec.id}.ipynb"
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:
+        return failure(spec, exc)
+
+    with tempfile.TemporaryDirectory(prefix="cowaitlib-") as scratch:
+        task_file = Path(scratch) / "task.json"
+        result_file = Path(scratch) / "result.json"
+        task_file.write_text(
+            json.dumps({"spec": spec.model_dump(mode="json"), "result_file": str(result_file)})
+        )
+        km = AsyncKernelManager(kernel_name=settings.kernel_name)
+        client = StreamingClient(nb, km=km, output=output, timeout=settings.cell_timeout)
+        index = -1
+        envelope: ResultEnvelope | None = None
+        try:
+            env = {**os.environ, TASK_FILE_ENV: str(task_file)}
+            await km.start_kernel(env=env, cwd=str(path.parent))
+            await client.async_start_new_kernel_client()
+            for index, cell in enumerate(nb.cells):
+                await client.async_execute_cell(
+                    cell, index, execution_count=client.code_cells_executed + 1
+                )
+        except CellExecutionError as exc:
+            reply = client.last_error_reply or {}
+            if not (reply.get("ename") == "TaskExit" and result_file.exists()):
+                envelope = failure(
+                    spec, exc,
+                    type=reply.get("ename", type(exc).__name__),
+                    message=reply.get("evalue", ""),
+                    traceback=strip_ansi("\n".join(reply.get("traceback") or [])) or str(exc),
+                    cell_index=index, cell_source=nb.cells[index].source,
+                )
+        except DeadKernelError as exc:
+            envelope = failure(
+                spec, exc, kind="kernel_died",
+                message=f"the kernel died while running cell #{index + 1} (the cell may have "
+                "called os._exit(), or the kernel ran out of memory)",
+                cell_index=index, cell_source=nb.cells[index].source,
+            )
+        except CellTimeoutError as exc:
+            envelope = failure(
+                spec, exc, kind="cell_timeout",
+                message=f"cell #{index + 1} ran longer than the cell timeout "
+                f"({settings.cell_timeout:g} s) and was stopped",
+                cell_index=index, cell_source=nb.cells[index].source,
+            )
+        except Exception as exc:
+            envelope = failure(spec, exc)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _shutdown(km, client)
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, saved)
+        if envelope is None:
+            envelope = _read_result(spec, result_file)
+    return envelope.model_copy(update={"output_notebook": str(saved)})
+
+
+def _read_result(spec: TaskSpec, result_file: Path) -> ResultEnvelope:
+    if not result_file.exists():  # the notebook ran to the end without cowaitlib.exit()
+        return ResultEnvelope(task_id=spec.id, status="ok", result=None)
+    return ResultEnvelope.model_validate_json(result_file.read_text())
+
+
+async def _shutdown(km: AsyncKernelManager, client: NotebookClient) -> None:
+    """Stop the kernel process for good: it must never outlive its task."""
+    if client.kc is not None:
+        client.kc.stop_channels()
+    if km.has_kernel:
+        await km.shutdown_kernel(now=True)
+
+
+class StreamingClient(NotebookClient):  # type: ignore[misc]
+    """nbclient, plus: stream output reaches the caller live, and the last error reply is kept
+    whole (nbclient folds it into one message string)."""
+
+    def __init__(self, nb: Any, *, output: TaskOutput | None, **kw: Any) -> None:
+        super().__init__(nb, **kw)
+        self.stream_to = output
+        self.last_error_reply: dict[str, Any] | None = None
+        self.on_cell_error = self._remember_error
+
+    def _remember_error(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
+        self.last_error_reply = execute_reply["content"]
+
+    def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
+        if msg["msg_type"] == "stream" and self.stream_to is not None:
+            self.stream_to.write(msg["content"]["name"], msg["content"]["text"])
+        return super().output(outs, msg, display_id, cell_index)
