@@ -10,6 +10,7 @@ down and the executed notebook, outputs included, is saved; its path is on the e
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -52,7 +53,10 @@ async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvel
         task_file.write_text(
             json.dumps({"spec": spec.model_dump(mode="json"), "result_file": str(result_file)})
         )
-        km = AsyncKernelManager(kernel_name=settings.kernel_name)
+        # IPC sockets in the scratch folder: nothing listens on the network, nothing to encrypt.
+        km = AsyncKernelManager(
+            kernel_name=settings.kernel_name, transport="ipc", ip=str(Path(scratch) / "kernel")
+        )
         client = StreamingClient(nb, km=km, output=output, timeout=settings.cell_timeout)
         index = -1
         envelope: ResultEnvelope | None = None
@@ -61,9 +65,7 @@ async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvel
             await km.start_kernel(env=env, cwd=str(path.parent))
             await client.async_start_new_kernel_client()
             for index, cell in enumerate(nb.cells):
-                await client.async_execute_cell(
-                    cell, index, execution_count=client.code_cells_executed + 1
-                )
+                await _execute_cell(client, cell, index)
         except CellExecutionError as exc:
             reply = client.last_error_reply or {}
             if not (reply.get("ename") == "TaskExit" and result_file.exists()):
@@ -76,14 +78,14 @@ async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvel
                 )
         except DeadKernelError as exc:
             envelope = failure(
-                spec, exc, kind="kernel_died",
+                spec, exc, kind="kernel_died", traceback="",
                 message=f"the kernel died while running cell #{index + 1} (the cell may have "
                 "called os._exit(), or the kernel ran out of memory)",
                 cell_index=index, cell_source=nb.cells[index].source,
             )
         except CellTimeoutError as exc:
             envelope = failure(
-                spec, exc, kind="cell_timeout",
+                spec, exc, kind="cell_timeout", traceback="",
                 message=f"cell #{index + 1} ran longer than the cell timeout "
                 f"({settings.cell_timeout:g} s) and was stopped",
                 cell_index=index, cell_source=nb.cells[index].source,
@@ -98,6 +100,24 @@ async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvel
         if envelope is None:
             envelope = _read_result(spec, result_file)
     return envelope.model_copy(update={"output_notebook": str(saved)})
+
+
+async def _execute_cell(client: NotebookClient, cell: Any, index: int) -> None:
+    """One cell, shielded from cancellation: nbclient would report a cancellation as a dead
+    kernel, so a cancellation (timeout, failed sibling, Ctrl-C) stops waiting here instead and
+    is passed on unchanged; the kernel is then shut down by the caller."""
+    execution = asyncio.ensure_future(
+        client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+    )
+    try:
+        await asyncio.shield(execution)
+    except asyncio.CancelledError:
+        execution.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait([execution])
+        if not execution.cancelled():
+            execution.exception()  # retrieved: it is the cancellation's echo, not news
+        raise
 
 
 def _read_result(spec: TaskSpec, result_file: Path) -> ResultEnvelope:

@@ -1,0 +1,147 @@
+"""Module-level task functions used by the tests (tasks must be importable by name)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import anyio
+
+import cowaitlib as cw
+
+events: dict[str, Any] = {}
+
+
+@cw.task
+def add(a: int, b: int = 1) -> int:
+    return a + b
+
+
+@cw.task
+async def double(x: int) -> int:
+    await anyio.sleep(0.01)
+    return 2 * x
+
+
+@cw.task
+def typed(when: dt.date, flag: bool = False, ratio: float = 1.0, name: str = "n") -> dict[str, Any]:
+    return {"when": when, "flag": flag, "ratio": ratio, "name": name}
+
+
+@cw.task
+def takes_anything(**inputs: Any) -> dict[str, Any]:
+    return inputs
+
+
+@cw.task
+async def sleeper(key: str, seconds: float = 30.0) -> str:
+    """Records whether it started, finished or was cancelled."""
+    events[key] = "started"
+    try:
+        await anyio.sleep(seconds)
+    except BaseException:
+        events[key] = "cancelled"
+        raise
+    events[key] = "finished"
+    return key
+
+
+@cw.task
+async def fails(message: str = "boom", after: float = 0.0) -> None:
+    await anyio.sleep(after)
+    raise ValueError(message)
+
+
+@cw.task
+def sync_fails() -> None:
+    raise KeyError("missing")
+
+
+@cw.task
+async def concurrency_probe(key: str) -> int:
+    """Counts how many probes run at the same time."""
+    state = events.setdefault(key, {"now": 0, "max": 0})
+    state["now"] += 1
+    state["max"] = max(state["max"], state["now"])
+    await anyio.sleep(0.05)
+    state["now"] -= 1
+    return state["max"]
+
+
+@cw.task
+async def parent_of_doubles(n: int) -> dict[str, Any]:
+    handles = [double(x=i) for i in range(n)]
+    ids = {h.spec.parent_id for h in handles}
+    return {"results": await cw.join(handles), "parents": sorted(p or "" for p in ids)}
+
+
+@cw.task
+def sync_parent(n: int) -> list[int]:
+    """A sync task (in a worker thread) starting children with the blocking helper."""
+    return cw.run([add(a=i) for i in range(n)])
+
+
+@cw.task
+def whoami() -> dict[str, Any]:
+    from cowaitlib import context
+
+    ctx = context.current()
+    assert ctx is not None
+    return {"id": ctx.spec.id, "parent": ctx.spec.parent_id, "run": ctx.spec.run_id}
+
+
+@cw.task
+async def nested_whoami() -> dict[str, Any]:
+    from cowaitlib import context
+
+    me = context.current()
+    assert me is not None
+    child = await whoami()
+    return {"me": me.spec.id, "run": me.spec.run_id, "child": child}
+
+
+@cw.task
+def exits_early(value: int) -> str:
+    cw.exit(value * 10)
+    return "not reached"
+
+
+@cw.task
+def swallow_attempt() -> str:
+    try:
+        cw.exit("kept")
+    except Exception:  # exit() must not be caught by a broad except
+        return "swallowed"
+    return "not reached"
+
+
+@cw.task
+def reads_input(fallback: str = "default") -> Any:
+    return [cw.input("fallback", "ignored"), cw.input("absent", 5)]
+
+
+@cw.task
+def returns_unserializable() -> Any:
+    return threading.Lock()
+
+
+@cw.task
+def prints(lines: int) -> int:
+    for i in range(lines):
+        print(f"line {i}")
+    return lines
+
+
+@cw.task
+def blocking_sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+@cw.task
+async def returns_frame(rows: int) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"n": range(rows), "half": [i / 2 for i in range(rows)]})
