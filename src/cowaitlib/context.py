@@ -90,7 +90,7 @@ def _load_process_context() -> TaskContext | None:
     return _process_context
 
 
-def input(name: str, default: Any = _MISSING) -> Any:  # noqa: A001 - the public protocol's name
+def input(name: str, default: Any = _MISSING) -> Any:
     """The task's input `name`, coerced to the type of `default`; outside a task, `default`."""
     ctx = current()
     if ctx is not None and name in ctx.inputs:
@@ -108,7 +108,7 @@ def input(name: str, default: Any = _MISSING) -> Any:  # noqa: A001 - the public
     return default
 
 
-def exit(value: Any = None) -> None:  # noqa: A001 - the public protocol's name
+def exit(value: Any = None) -> None:
     """End the current task now, with `value` as its result."""
     ctx = current()
     if ctx is not None and ctx.result_file is not None:

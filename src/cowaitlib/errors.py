@@ -71,7 +71,9 @@ class TaskError(CowaitError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        lines = [f"task {self.task_name!r} ({self.task_id}) failed: {self.error_type}: {self.message}"]
+        lines = [
+            f"task {self.task_name!r} ({self.task_id}) failed: {self.error_type}: {self.message}"
+        ]
         if self.notebook is not None:
             lines.append(f"  notebook: {self.notebook}")
         if self.cell_index is not None:
@@ -101,7 +103,7 @@ class KernelDiedError(TaskError):
     """The notebook's kernel process died while running a cell."""
 
 
-class TaskExit(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class TaskExit(BaseException):
     """Raised by `cowaitlib.exit()` to end the current task early with a value."""
 
     def __init__(self, value: Any = None) -> None:

@@ -26,7 +26,9 @@ def check_function_inputs(
     """Validate keyword inputs against `fn`'s signature; return them coerced."""
     parameters = inspect.signature(fn).parameters
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    named = {n: p for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    named = {
+        n: p for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
     unknown = [name for name in inputs if name not in named]
     if unknown and not accepts_any:
         raise InputError(
@@ -73,13 +75,14 @@ def coerce_to_default(task_name: str, name: str, value: Any, default: Any) -> An
     if default is None:
         return value
     try:
-        return _adapter(type(default)).validate_python(value)
+        kind: Any = type(default)
+        return _adapter(kind).validate_python(value)
     except ValidationError as exc:
         raise _input_error(task_name, exc, name=name) from None
 
 
 @cache
-def _adapter(kind: type) -> TypeAdapter[Any]:
+def _adapter(kind: Any) -> TypeAdapter[Any]:
     return TypeAdapter(kind, config=_LAX)
 
 

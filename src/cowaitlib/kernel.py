@@ -70,25 +70,35 @@ async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvel
             reply = client.last_error_reply or {}
             if not (reply.get("ename") == "TaskExit" and result_file.exists()):
                 envelope = failure(
-                    spec, exc,
+                    spec,
+                    exc,
                     type=reply.get("ename", type(exc).__name__),
                     message=reply.get("evalue", ""),
                     traceback=strip_ansi("\n".join(reply.get("traceback") or [])) or str(exc),
-                    cell_index=index, cell_source=nb.cells[index].source,
+                    cell_index=index,
+                    cell_source=nb.cells[index].source,
                 )
         except DeadKernelError as exc:
             envelope = failure(
-                spec, exc, kind="kernel_died", traceback="",
+                spec,
+                exc,
+                kind="kernel_died",
+                traceback="",
                 message=f"the kernel died while running cell #{index + 1} (the cell may have "
                 "called os._exit(), or the kernel ran out of memory)",
-                cell_index=index, cell_source=nb.cells[index].source,
+                cell_index=index,
+                cell_source=nb.cells[index].source,
             )
         except CellTimeoutError as exc:
             envelope = failure(
-                spec, exc, kind="cell_timeout", traceback="",
+                spec,
+                exc,
+                kind="cell_timeout",
+                traceback="",
                 message=f"cell #{index + 1} ran longer than the cell timeout "
                 f"({settings.cell_timeout:g} s) and was stopped",
-                cell_index=index, cell_source=nb.cells[index].source,
+                cell_index=index,
+                cell_source=nb.cells[index].source,
             )
         except Exception as exc:
             envelope = failure(spec, exc)
@@ -134,7 +144,7 @@ async def _shutdown(km: AsyncKernelManager, client: NotebookClient) -> None:
         await km.shutdown_kernel(now=True)
 
 
-class StreamingClient(NotebookClient):  # type: ignore[misc]
+class StreamingClient(NotebookClient):
     """nbclient, plus: stream output reaches the caller live, and the last error reply is kept
     whole (nbclient folds it into one message string)."""
 

@@ -90,8 +90,9 @@ _install_count = 0
 
 
 def _real_stream(stream: StreamName) -> TextIO:
-    current: TextIO = getattr(sys, stream)
-    return current.underlying if isinstance(current, _RoutingStream) else current  # type: ignore[return-value]
+    current = getattr(sys, stream)
+    real: TextIO = current.underlying if isinstance(current, _RoutingStream) else current
+    return real
 
 
 @contextlib.contextmanager

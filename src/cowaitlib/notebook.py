@@ -17,8 +17,8 @@ from typing import Any
 
 from .errors import InputError
 from .inputs import coerce_to_default
-from .task import Task, TaskHandle
 from .spec import TaskKind
+from .task import Task, TaskHandle
 
 _NO_DEFAULT: Any = object()
 _UNKNOWN_DEFAULT: Any = object()
@@ -147,7 +147,7 @@ def _parse(source: str) -> ast.Module | None:
 
 def _cowaitlib_aliases(trees: list[ast.Module]) -> tuple[set[str], set[str]]:
     """Names bound to the cowaitlib module, and to its `input` function, by imports."""
-    modules, functions = {"cowaitlib", "cw"}, set()
+    modules, functions = {"cowaitlib", "cw"}, set[str]()
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -160,7 +160,9 @@ def _cowaitlib_aliases(trees: list[ast.Module]) -> tuple[set[str], set[str]]:
 def _is_input_call(node: ast.Call, modules: set[str], functions: set[str]) -> bool:
     func = node.func
     if isinstance(func, ast.Attribute):
-        return func.attr == "input" and isinstance(func.value, ast.Name) and func.value.id in modules
+        return (
+            func.attr == "input" and isinstance(func.value, ast.Name) and func.value.id in modules
+        )
     return isinstance(func, ast.Name) and func.id in functions
 
 

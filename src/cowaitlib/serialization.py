@@ -49,8 +49,10 @@ def encode(value: Any, where: str = "value") -> Any:
     if type(value) is dict:
         if all(type(k) is str for k in value) and TAG not in value:
             return {k: encode(v, f"{where}[{k!r}]") for k, v in value.items()}
-        return {TAG: "dict", "items": [[encode(k, where), encode(v, f"{where}[{k!r}]")]
-                                       for k, v in value.items()]}
+        return {
+            TAG: "dict",
+            "items": [[encode(k, where), encode(v, f"{where}[{k!r}]")] for k, v in value.items()],
+        }
     module = type(value).__module__.split(".")[0]
     if module == "numpy":
         return _encode_numpy(value, where)
@@ -77,8 +79,11 @@ def encode(value: Any, where: str = "value") -> Any:
         return {TAG: "uuid", "v": str(value)}
     if _is_pydantic_model(value):
         cls = type(value)
-        return {TAG: "pydantic", "cls": f"{cls.__module__}:{cls.__qualname__}",
-                "v": encode(value.model_dump(mode="python"), where)}
+        return {
+            TAG: "pydantic",
+            "cls": f"{cls.__module__}:{cls.__qualname__}",
+            "v": encode(value.model_dump(mode="python"), where),
+        }
     raise SerializationError(
         f"{where} of type {type(value).__module__}.{type(value).__qualname__} cannot cross a task "
         "boundary. Return or pass JSON types, datetime/Decimal/UUID, pydantic models, numpy or "
@@ -98,8 +103,10 @@ def decode(tree: Any) -> Any:
     try:
         decoder = _DECODERS[tag]
     except KeyError:
-        raise SerializationError(f"unknown payload tag {tag!r}: was it made by a newer "
-                                 "cowaitlib? Use the same version on both sides.") from None
+        raise SerializationError(
+            f"unknown payload tag {tag!r}: was it made by a newer "
+            "cowaitlib? Use the same version on both sides."
+        ) from None
     return decoder(tree)
 
 
@@ -113,7 +120,7 @@ def _decode_pydantic(tree: dict[str, Any]) -> Any:
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     if isinstance(obj, type) and _is_pydantic_class(obj):
-        return obj.model_validate(data)
+        return obj.model_validate(data)  # type: ignore[attr-defined]
     return data
 
 
@@ -166,21 +173,32 @@ def _encode_numpy(value: Any, where: str) -> Any:
     if isinstance(value, np.generic):
         if value.dtype.kind == "O":
             raise SerializationError(f"{where}: numpy object scalars cannot cross a task boundary")
-        return {TAG: "np.scalar", "dtype": value.dtype.str,
-                "data": base64.b64encode(value.tobytes()).decode()}
+        return {
+            TAG: "np.scalar",
+            "dtype": value.dtype.str,
+            "data": base64.b64encode(value.tobytes()).decode(),
+        }
     raise SerializationError(f"{where} of type numpy.{type(value).__qualname__} is not supported")
 
 
 def _encode_ndarray(array: Any, where: str) -> dict[str, Any]:
     np = _np()
     if array.dtype.kind == "O":
-        return {TAG: "np.ndarray", "dtype": "object", "shape": list(array.shape),
-                "items": [encode(item, where) for item in array.ravel().tolist()]}
+        return {
+            TAG: "np.ndarray",
+            "dtype": "object",
+            "shape": list(array.shape),
+            "items": [encode(item, where) for item in array.ravel().tolist()],
+        }
     if array.dtype.fields is not None:
         raise SerializationError(f"{where}: structured numpy arrays are not supported")
     data = np.ascontiguousarray(array).tobytes()
-    return {TAG: "np.ndarray", "dtype": array.dtype.str, "shape": list(array.shape),
-            "data": base64.b64encode(data).decode()}
+    return {
+        TAG: "np.ndarray",
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+        "data": base64.b64encode(data).decode(),
+    }
 
 
 def _decode_ndarray(tree: dict[str, Any]) -> Any:
@@ -212,16 +230,26 @@ def _encode_pandas(value: Any, where: str) -> Any:
     pd = _pd()
     if isinstance(value, pd.DataFrame):
         if isinstance(value.columns, pd.MultiIndex):
-            raise SerializationError(f"{where}: DataFrames with MultiIndex columns are not "
-                                     "supported; flatten the columns first")
-        return {TAG: "pd.DataFrame",
-                "columns_index": _encode_index(value.columns, where),
-                "data": [_encode_values(value.iloc[:, i], f"{where}[{c!r}]")
-                         for i, c in enumerate(value.columns)],
-                "index": _encode_index(value.index, where)}
+            raise SerializationError(
+                f"{where}: DataFrames with MultiIndex columns are not "
+                "supported; flatten the columns first"
+            )
+        return {
+            TAG: "pd.DataFrame",
+            "columns_index": _encode_index(value.columns, where),
+            "data": [
+                _encode_values(value.iloc[:, i], f"{where}[{c!r}]")
+                for i, c in enumerate(value.columns)
+            ],
+            "index": _encode_index(value.index, where),
+        }
     if isinstance(value, pd.Series):
-        return {TAG: "pd.Series", "name": encode(value.name, where),
-                "data": _encode_values(value, where), "index": _encode_index(value.index, where)}
+        return {
+            TAG: "pd.Series",
+            "name": encode(value.name, where),
+            "data": _encode_values(value, where),
+            "index": _encode_index(value.index, where),
+        }
     if isinstance(value, pd.Index):
         return _encode_index(value, where)
     if isinstance(value, pd.Timestamp):
@@ -236,9 +264,12 @@ def _encode_values(values: Any, where: str) -> dict[str, Any]:
     pd = _pd()
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return {"dtype": "category", "ordered": bool(dtype.ordered),
-                "categories": _encode_index(dtype.categories, where),
-                "codes": _encode_ndarray(values.cat.codes.to_numpy(), where)}
+        return {
+            "dtype": "category",
+            "ordered": bool(dtype.ordered),
+            "categories": _encode_index(dtype.categories, where),
+            "codes": _encode_ndarray(values.cat.codes.to_numpy(), where),
+        }
     if isinstance(dtype, _np().dtype) and dtype.kind in "biufcmM":
         return {"dtype": str(dtype), "array": _encode_ndarray(values.to_numpy(), where)}
     # Extension and object dtypes (strings, nullable ints, tz-aware datetimes, ...): by item.
@@ -269,14 +300,24 @@ def _decode_values(tree: dict[str, Any]) -> Any:
 def _encode_index(index: Any, where: str) -> dict[str, Any]:
     pd = _pd()
     if isinstance(index, pd.RangeIndex):
-        return {TAG: "pd.Index", "range": [index.start, index.stop, index.step],
-                "name": encode(index.name, where)}
+        return {
+            TAG: "pd.Index",
+            "range": [index.start, index.stop, index.step],
+            "name": encode(index.name, where),
+        }
     if isinstance(index, pd.MultiIndex):
-        return {TAG: "pd.Index", "levels": [_encode_index(index.get_level_values(i), where)
-                                            for i in range(index.nlevels)],
-                "names": [encode(n, where) for n in index.names]}
-    tree = {TAG: "pd.Index", "values": _encode_values(pd.Series(index), where),
-            "name": encode(index.name, where)}
+        return {
+            TAG: "pd.Index",
+            "levels": [
+                _encode_index(index.get_level_values(i), where) for i in range(index.nlevels)
+            ],
+            "names": [encode(n, where) for n in index.names],
+        }
+    tree = {
+        TAG: "pd.Index",
+        "values": _encode_values(pd.Series(index), where),
+        "name": encode(index.name, where),
+    }
     if getattr(index, "freqstr", None):
         tree["freq"] = index.freqstr
     return tree
@@ -297,8 +338,12 @@ def _decode_index(tree: dict[str, Any]) -> Any:
 
 def _decode_series(tree: dict[str, Any]) -> Any:
     pd = _pd()
-    return pd.Series(_decode_values(tree["data"]), index=_decode_index(tree["index"]),
-                     name=decode(tree["name"]), copy=False)
+    return pd.Series(
+        _decode_values(tree["data"]),
+        index=_decode_index(tree["index"]),
+        name=decode(tree["name"]),
+        copy=False,
+    )
 
 
 def _decode_dataframe(tree: dict[str, Any]) -> Any:

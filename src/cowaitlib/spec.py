@@ -20,8 +20,6 @@ from .errors import (
     TaskTimeoutError,
 )
 
-SPEC_VERSION = 1
-
 TaskKind = Literal["function", "notebook"]
 
 
@@ -37,7 +35,7 @@ class _Document(BaseModel):
 class TaskSpec(_Document):
     """What to run, with which inputs, where it sits in the task tree, and under which settings."""
 
-    version: Literal[1] = SPEC_VERSION
+    version: Literal[1] = 1
     id: str
     name: str
     kind: TaskKind
@@ -64,7 +62,7 @@ class ErrorInfo(_Document):
 class ResultEnvelope(_Document):
     """A worker's answer: a result payload, or an error record."""
 
-    version: Literal[1] = SPEC_VERSION
+    version: Literal[1] = 1
     task_id: str
     status: Literal["ok", "error"]
     result: Any = None

@@ -307,4 +307,3 @@ def run(handles: TaskHandle[Any] | Iterable[TaskHandle[Any]], /) -> Any:
     if token is not None:  # inside a sync task's worker thread: run on the task's own loop
         return anyio.from_thread.run(main, token=token)  # type: ignore[arg-type]
     return anyio.run(main)
-

@@ -45,7 +45,8 @@ def resolve_function(target: str) -> Callable[..., Any]:
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return getattr(obj, "fn", obj)  # a @task-decorated function: the plain function inside
+    function: Callable[..., Any] = getattr(obj, "fn", obj)  # @task-decorated: the plain one
+    return function
 
 
 async def run_task(spec: TaskSpec, output: logs.TaskOutput | None) -> ResultEnvelope:
@@ -111,8 +112,10 @@ _MACHINERY = (str(Path(__file__).parent), str(Path(anyio.__file__).parent))
 def _user_traceback(exc: BaseException) -> str:
     """The traceback from the task's own code on: leading cowaitlib/anyio frames left out."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(
-        _MACHINERY
+    while (
+        tb is not None
+        and tb.tb_next is not None
+        and tb.tb_frame.f_code.co_filename.startswith(_MACHINERY)
     ):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))

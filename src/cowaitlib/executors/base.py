@@ -36,6 +36,5 @@ def get_executor(name: str) -> Executor:
 
         return InProcessExecutor()
     raise ExecutorUnavailable(
-        f"executor {name!r} is not available in this version of cowaitlib; "
-        "use executor='inprocess'"
+        f"executor {name!r} is not available in this version of cowaitlib; use executor='inprocess'"
     )
