@@ -153,3 +153,31 @@ def test_stock_jupyter_uses_defaults_and_exit_stops_with_a_short_message(tmp_pat
     shown = [o for o in exit_cell.outputs if o.output_type == "display_data"]
     assert shown and shown[0].data["text/plain"] == "3"
     assert json.dumps(notebook.cells[2].outputs).count("adding 1 and 2") == 1
+
+
+async def test_kernel_pool_serves_each_kernel_once_with_a_clean_namespace() -> None:
+    cold = await cw.NotebookRunner(nb("namespace"))
+    async with cw.kernel_pool(2):
+        warm = [await cw.NotebookRunner(nb("namespace")) for _ in range(3)]
+        children = await cw.NotebookRunner(nb("parent"), n=2)
+    assert children == [10, 11]
+    assert cold["seen"] is False and cold["cwd"] == str(NOTEBOOKS)
+    for result in warm:
+        assert result == cold  # no state from earlier tasks, no names from the warm-up
+    assert child_kernels() == []  # kernels not taken were shut down with the block
+
+
+async def test_kernel_pool_rejects_a_bad_size() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        async with cw.kernel_pool(0):
+            pass
+
+
+async def test_kernel_pool_fills_ahead_of_need() -> None:
+    async with cw.kernel_pool(2) as pool:
+        with anyio.fail_after(60):
+            await pool.filled()
+        assert pool.ready == 2
+        assert len(child_kernels()) == 2
+        assert await cw.NotebookRunner(nb("add"), a=2) == 4
+    assert child_kernels() == []

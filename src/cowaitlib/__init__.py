@@ -27,6 +27,7 @@ from .errors import (
     TaskExit,
     TaskTimeoutError,
 )
+from .kernel import kernel_pool
 from .notebook import NotebookRunner, NotebookTask, notebook
 from .task import FunctionTask, Task, TaskHandle, join, run, task
 
@@ -55,11 +56,11 @@ __all__ = [
     "exit",
     "input",
     "join",
+    "kernel_pool",
     "notebook",
     "override",
     "run",
     "task",
 ]
 
-_context.current()  # inside a task's own process: adopt its spec (and its settings) now
 _context.install_ipython_exit_handler()

@@ -1,163 +1,183 @@
-"""A notebook task, run cell by cell on a real Jupyter kernel through nbclient.
+"""Jupyter kernels for notebook tasks: started, handed to one task, always shut down.
 
-The notebook's inputs never enter its code: the kernel process gets an environment variable
-naming a JSON file that holds the task spec, and `cowaitlib.input()` inside the kernel reads it.
-`cowaitlib.exit(value)` writes the result envelope to a file beside it, then stops the run.
+A kernel serves exactly one task and is never reused, so no task can see another's state.
+Starting one takes most of a small notebook's run time, so `kernel_pool()` can start kernels
+ahead of need: within the block, a notebook task takes a kernel that is already up, and the pool
+starts the next. Idle kernels are shut down when the block ends.
 
-Whatever happens (a failing cell, a dead kernel, a timeout, cancellation) the kernel is shut
-down and the executed notebook, outputs included, is saved; its path is on the envelope.
+Every kernel is started with an environment variable naming the JSON file that will hold its
+task's spec (see `context`), so a warm kernel only has to be told which folder to work in.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import contextlib
+import contextvars
 import os
-import re
+import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-import nbformat
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from .config import Settings
 from .context import TASK_FILE_ENV
-from .logs import TaskOutput
-from .spec import ResultEnvelope, TaskSpec
-from .worker import failure
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
+@dataclass
+class Kernel:
+    """A running kernel, its client, and the scratch folder holding its task's files."""
+
+    manager: AsyncKernelManager
+    client: Any
+    scratch: Path
+
+    @property
+    def task_file(self) -> Path:
+        return self.scratch / "task.json"
+
+    @property
+    def result_file(self) -> Path:
+        return self.scratch / "result.json"
 
 
-async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvelope:
-    """Execute the notebook `spec.target` as the task `spec`."""
-    settings = Settings.model_validate(spec.settings)
-    path = Path(spec.target)
-    saved = Path(settings.output_dir) / f"{spec.id}.ipynb"
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as exc:
-        return failure(spec, exc)
-
-    with tempfile.TemporaryDirectory(prefix="cowaitlib-") as scratch:
-        task_file = Path(scratch) / "task.json"
-        result_file = Path(scratch) / "result.json"
-        task_file.write_text(
-            json.dumps({"spec": spec.model_dump(mode="json"), "result_file": str(result_file)})
-        )
-        # IPC sockets in the scratch folder: nothing listens on the network, nothing to encrypt.
-        km = AsyncKernelManager(
-            kernel_name=settings.kernel_name, transport="ipc", ip=str(Path(scratch) / "kernel")
-        )
-        client = StreamingClient(nb, km=km, output=output, timeout=settings.cell_timeout)
-        index = -1
-        envelope: ResultEnvelope | None = None
-        try:
-            env = {**os.environ, TASK_FILE_ENV: str(task_file)}
-            await km.start_kernel(env=env, cwd=str(path.parent))
-            await client.async_start_new_kernel_client()
-            for index, cell in enumerate(nb.cells):
-                await _execute_cell(client, cell, index)
-        except CellExecutionError as exc:
-            reply = client.last_error_reply or {}
-            if not (reply.get("ename") == "TaskExit" and result_file.exists()):
-                envelope = failure(
-                    spec,
-                    exc,
-                    type=reply.get("ename", type(exc).__name__),
-                    message=reply.get("evalue", ""),
-                    traceback=strip_ansi("\n".join(reply.get("traceback") or [])) or str(exc),
-                    cell_index=index,
-                    cell_source=nb.cells[index].source,
-                )
-        except DeadKernelError as exc:
-            envelope = failure(
-                spec,
-                exc,
-                kind="kernel_died",
-                traceback="",
-                message=f"the kernel died while running cell #{index + 1} (the cell may have "
-                "called os._exit(), or the kernel ran out of memory)",
-                cell_index=index,
-                cell_source=nb.cells[index].source,
-            )
-        except CellTimeoutError as exc:
-            envelope = failure(
-                spec,
-                exc,
-                kind="cell_timeout",
-                traceback="",
-                message=f"cell #{index + 1} ran longer than the cell timeout "
-                f"({settings.cell_timeout:g} s) and was stopped",
-                cell_index=index,
-                cell_source=nb.cells[index].source,
-            )
-        except Exception as exc:
-            envelope = failure(spec, exc)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await _shutdown(km, client)
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                nbformat.write(nb, saved)
-        if envelope is None:
-            envelope = _read_result(spec, result_file)
-    return envelope.model_copy(update={"output_notebook": str(saved)})
-
-
-async def _execute_cell(client: NotebookClient, cell: Any, index: int) -> None:
-    """One cell, shielded from cancellation: nbclient would report a cancellation as a dead
-    kernel, so a cancellation (timeout, failed sibling, Ctrl-C) stops waiting here instead and
-    is passed on unchanged; the kernel is then shut down by the caller."""
-    execution = asyncio.ensure_future(
-        client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+async def start_kernel(
+    kernel_name: str, cwd: Path | None = None, warm_up: str | None = None
+) -> Kernel:
+    """Start a kernel working in `cwd` (default: its own empty scratch folder); on any failure
+    nothing is left running."""
+    scratch = Path(tempfile.mkdtemp(prefix="cowaitlib-"))
+    # IPC sockets in the scratch folder: nothing listens on the network, nothing to encrypt.
+    manager = AsyncKernelManager(
+        kernel_name=kernel_name, transport="ipc", ip=str(scratch / "kernel")
     )
+    kernel = Kernel(manager=manager, client=None, scratch=scratch)
     try:
-        await asyncio.shield(execution)
-    except asyncio.CancelledError:
-        execution.cancel()
+        env = {**os.environ, TASK_FILE_ENV: str(kernel.task_file)}
+        await manager.start_kernel(env=env, cwd=str(cwd or scratch))
+        kernel.client = manager.client()
+        kernel.client.start_channels()
+        await kernel.client.wait_for_ready(timeout=60)
+        kernel.client.allow_stdin = False
+        if warm_up:
+            await run_silently(kernel, warm_up)
+    except BaseException:
         with anyio.CancelScope(shield=True):
-            await asyncio.wait([execution])
-        if not execution.cancelled():
-            execution.exception()  # retrieved: it is the cancellation's echo, not news
+            await stop_kernel(kernel)
         raise
+    return kernel
 
 
-def _read_result(spec: TaskSpec, result_file: Path) -> ResultEnvelope:
-    if not result_file.exists():  # the notebook ran to the end without cowaitlib.exit()
-        return ResultEnvelope(task_id=spec.id, status="ok", result=None)
-    return ResultEnvelope.model_validate_json(result_file.read_text())
+async def run_silently(kernel: Kernel, code: str) -> None:
+    """Run our own setup code in the kernel: not in its history, binding no user names."""
+    reply = await kernel.client.execute_interactive(
+        code, silent=True, store_history=False, timeout=60, output_hook=lambda msg: None
+    )
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"kernel setup failed: {reply['content'].get('evalue')}")
 
 
-async def _shutdown(km: AsyncKernelManager, client: NotebookClient) -> None:
-    """Stop the kernel process for good: it must never outlive its task."""
-    if client.kc is not None:
-        client.kc.stop_channels()
-    if km.has_kernel:
-        await km.shutdown_kernel(now=True)
+async def stop_kernel(kernel: Kernel) -> None:
+    """Stop the kernel process for good and remove its scratch folder."""
+    try:
+        if kernel.client is not None:
+            kernel.client.stop_channels()
+        if kernel.manager.has_kernel:
+            await kernel.manager.shutdown_kernel(now=True)
+    finally:
+        shutil.rmtree(kernel.scratch, ignore_errors=True)
 
 
-class StreamingClient(NotebookClient):
-    """nbclient, plus: stream output reaches the caller live, and the last error reply is kept
-    whole (nbclient folds it into one message string)."""
+class KernelPool:
+    """Keeps `size` kernels started ahead; `take()` hands each out once."""
 
-    def __init__(self, nb: Any, *, output: TaskOutput | None, **kw: Any) -> None:
-        super().__init__(nb, **kw)
-        self.stream_to = output
-        self.last_error_reply: dict[str, Any] | None = None
-        self.on_cell_error = self._remember_error
+    def __init__(self, size: int, kernel_name: str) -> None:
+        if size < 1:
+            raise ValueError(f"kernel_pool(size=...) must be at least 1, got {size}")
+        self.size = size
+        self.kernel_name = kernel_name
+        self._send: MemoryObjectSendStream[Kernel]
+        self._receive: MemoryObjectReceiveStream[Kernel]
+        self._send, self._receive = anyio.create_memory_object_stream[Kernel](0)
 
-    def _remember_error(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
-        self.last_error_reply = execute_reply["content"]
+    #: Kernels started and waiting to be taken.
+    ready = 0
 
-    def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
-        if msg["msg_type"] == "stream" and self.stream_to is not None:
-            self.stream_to.write(msg["content"]["name"], msg["content"]["text"])
-        return super().output(outs, msg, display_id, cell_index)
+    async def take(self) -> Kernel:
+        return await self._receive.receive()
+
+    async def filled(self, poll: float = 0.05) -> None:
+        """Wait until all `size` kernels are up (e.g. before a batch that should not wait)."""
+        while self.ready < self.size:
+            await anyio.sleep(poll)
+
+    async def keep_one_ready(self) -> None:
+        """Start a kernel, wait until a task takes it, start the next; forever."""
+        while True:
+            # Import cowaitlib ahead too: without binding a name, so the notebook sees nothing.
+            kernel = await start_kernel(self.kernel_name, warm_up="__import__('cowaitlib')")
+            self.ready += 1
+            try:
+                await self._send.send(kernel)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await stop_kernel(kernel)
+                raise
+            finally:
+                self.ready -= 1
+
+
+_current_pool: contextvars.ContextVar[KernelPool | None] = contextvars.ContextVar(
+    "cowaitlib_kernel_pool", default=None
+)
+
+
+@contextlib.asynccontextmanager
+async def kernel_pool(size: int = 2, kernel_name: str | None = None) -> AsyncIterator[KernelPool]:
+    """Within the block, notebook tasks started here get kernels that are already running.
+
+        async with cw.kernel_pool(4):
+            results = await cw.join([cw.NotebookRunner("volume.ipynb", date=d) for d in days])
+
+    Each kernel still serves one task only. Kernels not taken are shut down at the end.
+    """
+    from .config import current_settings
+
+    pool = KernelPool(size, kernel_name or current_settings().kernel_name)
+    group: TaskGroup
+    with pool._send, pool._receive:
+        async with anyio.create_task_group() as group:
+            for _ in range(size):
+                group.start_soon(pool.keep_one_ready)
+            token = _current_pool.set(pool)
+            try:
+                yield pool
+            finally:
+                _current_pool.reset(token)
+                group.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def kernel_for(kernel_name: str, cwd: Path) -> AsyncIterator[Kernel]:
+    """A kernel for one task, working in `cwd`: from the pool in force if any, else new."""
+    pool = _current_pool.get()
+    if pool is not None and pool.kernel_name == kernel_name:
+        kernel = await pool.take()
+        try:
+            await run_silently(kernel, f"__import__('os').chdir({str(cwd)!r})")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stop_kernel(kernel)
+            raise
+    else:
+        kernel = await start_kernel(kernel_name, cwd)
+    try:
+        yield kernel
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stop_kernel(kernel)

@@ -53,7 +53,7 @@ async def run_task(spec: TaskSpec, output: logs.TaskOutput | None) -> ResultEnve
     """Run the task `spec` describes and report how it went. `output`, if given, receives what
     the task prints (in-process); otherwise it goes to this process's own stdout/stderr."""
     if spec.kind == "notebook":
-        from .kernel import run_notebook
+        from .notebook_execution import run_notebook
 
         return await run_notebook(spec, output)
     return await _run_function(spec, output)
