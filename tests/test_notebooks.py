@@ -32,6 +32,7 @@ async def test_runner_returns_the_exit_value_with_coerced_inputs(fresh_settings:
     runner = cw.NotebookRunner(nb("add"), a="5")
     assert await runner == 7
     saved = fresh_settings / f"{runner.id}.ipynb"
+    assert runner.output_notebook == str(saved)
     executed = nbformat.read(saved, as_version=4)
     outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
     assert any("adding 5 and 2" in o.get("text", "") for o in outputs)

@@ -234,3 +234,35 @@ async def test_task_output_reaches_the_caller_prefixed(capsys: pytest.CaptureFix
 async def test_output_can_be_turned_off(capsys: pytest.CaptureFixture[str]) -> None:
     await t.prints.options(logs=False)(lines=2)
     assert capsys.readouterr().out == ""
+
+
+# --- progress -----------------------------------------------------------------------------
+
+
+async def test_join_can_show_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    await cw.join([t.add(a=1), t.fails(), t.add(a=2)], return_exceptions=True, progress=True)
+    err = capsys.readouterr().err
+    assert "\rcowaitlib: 1/3 tasks done" in err
+    assert err.endswith("cowaitlib: 3/3 tasks done, 1 failed\n")
+
+
+async def test_progress_is_off_by_default_in_ci(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    await cw.join([t.add(a=1)])
+    assert "tasks done" not in capsys.readouterr().err
+    cw.configure(progress=True)  # the setting wins over the guess
+    await cw.join([t.add(a=1)])
+    assert "1/1 tasks done" in capsys.readouterr().err
+
+
+def test_exit_in_a_plain_script_prints_the_value_and_exits_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text("import cowaitlib as cw\ncw.exit({'v': 1})\nprint('not reached')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stdout == "{'v': 1}\n"

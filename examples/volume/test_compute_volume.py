@@ -43,3 +43,22 @@ async def test_batch_runs_one_child_per_day_and_charts_them(tmp_path: Path) -> N
         o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]
     assert len(images) == 1  # the chart is in the saved notebook
+
+
+def test_batch_notebook_runs_interactively_with_its_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In stock Jupyter (no task around it), "Run All" uses the defaults and stops at exit."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(HERE / "notebook_batch.ipynb", as_version=4)
+    client = NotebookClient(notebook, resources={"metadata": {"path": str(HERE)}})
+    monkeypatch.setenv("COWAITLIB_OUTPUT_DIR", str(tmp_path))  # reaches the kernel's children
+    with pytest.raises(CellExecutionError) as caught:
+        client.execute()
+    assert caught.value.ename == "TaskExit"
+    printed = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    total = sum(expected_volume(f"202001{day:02d}") for day in range(1, 11))
+    assert f"total:    {total:>12,}" in printed
+    assert len(list(tmp_path.glob("volume-*.ipynb"))) == 10

@@ -138,6 +138,8 @@ class TaskHandle(Generic[R]):
             run_id=parent.spec.run_id if parent else f"run-{uuid.uuid4().hex[:8]}",
             settings=self.settings.model_dump(mode="json"),
         )
+        #: Where the executed notebook was saved, once a notebook task has run.
+        self.output_notebook: str | None = None
         self._limiter: anyio.Semaphore | None = None
         self._begun = False
         self._runner: asyncio.Task[R] | None = None
@@ -210,6 +212,7 @@ class TaskHandle(Generic[R]):
                 error_type="TimeoutError",
                 message=f"did not finish within its timeout of {timeout:g} s and was stopped",
             ) from None
+        self.output_notebook = envelope.output_notebook
         envelope.raise_for_error(self.spec)
         result: R = serialization.decode(envelope.result)
         return result
