@@ -70,7 +70,7 @@ build() {
     for c in "${COMPONENTS[@]}"; do whats+=("cmd/$c"); done
     (
         cd "$src/.go/src/k8s.io/kubernetes"
-        export GOPATH="$src/.go" GOCACHE="$CACHE_DIR/go-build-cache" GO111MODULE=off GOFLAGS= GOPROXY=off CGO_ENABLED=0
+        export GOPATH="$src/.go" GO111MODULE=off GOFLAGS='' GOPROXY=off CGO_ENABLED=0
         make WHAT="${whats[*]}"
     ) >"$BUILD_LOG" 2>&1 || { tail -n 40 "$BUILD_LOG" >&2; die "kubernetes build failed (log: $BUILD_LOG)"; }
 

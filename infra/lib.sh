@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 set -Eeuo pipefail
 
+# shellcheck disable=SC2034  # used by the scripts that source this file
 CACHE_DIR=/var/cache/cowaitlib
 export DEBIAN_FRONTEND=noninteractive
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH}"
@@ -11,6 +12,7 @@ _infra_name=$(basename "${0}" .sh)
 log() { printf '[%s %s] %s\n' "$(date +%H:%M:%S)" "${_infra_name}" "$*"; }
 die() { printf '[%s %s] ERROR: %s\n' "$(date +%H:%M:%S)" "${_infra_name}" "$*" >&2; exit 1; }
 
+# shellcheck disable=SC2154
 trap 'rc=$?; printf "[%s] FAILED (exit %s) at line %s: %s\n" "${_infra_name}" "$rc" "${LINENO}" "${BASH_COMMAND}" >&2' ERR
 
 [ "$(id -u)" = 0 ] || die "must run as root"

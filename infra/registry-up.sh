@@ -21,6 +21,8 @@ else
 version: 0.1
 log:
   level: warn
+  accesslog:
+    disabled: true
   fields:
     service: cowaitlib-registry
 storage:

@@ -20,6 +20,7 @@ from .errors import (
     ConfigError,
     CowaitError,
     ExecutorUnavailable,
+    ImageError,
     InputError,
     KernelDiedError,
     SerializationError,
@@ -27,6 +28,7 @@ from .errors import (
     TaskExit,
     TaskTimeoutError,
 )
+from .images import build_image, push_image
 from .kernel import kernel_pool
 from .notebook import NotebookRunner, NotebookTask, notebook
 from .task import FunctionTask, Task, TaskHandle, join, run, task
@@ -39,6 +41,7 @@ __all__ = [
     "CowaitError",
     "ExecutorUnavailable",
     "FunctionTask",
+    "ImageError",
     "InputError",
     "KernelDiedError",
     "NotebookRunner",
@@ -51,6 +54,7 @@ __all__ = [
     "TaskHandle",
     "TaskTimeoutError",
     "__version__",
+    "build_image",
     "configure",
     "current_settings",
     "exit",
@@ -59,6 +63,7 @@ __all__ = [
     "kernel_pool",
     "notebook",
     "override",
+    "push_image",
     "run",
     "task",
 ]

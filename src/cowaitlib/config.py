@@ -36,6 +36,41 @@ ENV_PREFIX = "COWAITLIB_"
 ExecutorName = Literal["inprocess", "docker", "kubernetes"]
 
 
+class DockerSettings(BaseModel):
+    """How tasks run as local Docker containers, and how their image is built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str = Field("cowaitlib-task:latest", description="the image tasks run in")
+    base_image: str = Field(
+        "python:3.11-slim", description="what build_image() builds on: a Python image with pip"
+    )
+    pull: Literal["missing", "always", "never"] = Field(
+        "missing", description="when to pull the task image from its registry"
+    )
+    project_dir: str | None = Field(
+        None,
+        description="the project folder put into the image (default: the nearest folder, "
+        "from the working directory up, holding pyproject.toml or cowaitlib.toml)",
+    )
+    dev_mount: bool = Field(
+        False, description="mount project_dir into containers instead of the copy in the image"
+    )
+    mount_docker_socket: bool = Field(
+        False,
+        description="give containers the Docker socket so tasks can start child tasks; this "
+        "gives task code full control of the Docker engine (root on the host)",
+    )
+    socket: str = Field("/var/run/docker.sock", description="the Docker socket to mount")
+    cpus: PositiveFloat | None = Field(None, description="CPU limit per container")
+    memory: str | None = Field(None, description="memory limit per container, e.g. '512m'")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    volumes: list[str] = Field(
+        default_factory=list, description="extra volumes, 'host-path:container-path[:ro]'"
+    )
+    network: str | None = Field(None, description="the Docker network containers join")
+
+
 class Settings(BaseModel):
     """Everything a user can set. Unknown keys are errors, not silently ignored."""
 
@@ -55,6 +90,7 @@ class Settings(BaseModel):
     progress: bool | None = Field(
         None, description="show join progress; default: on in a terminal or notebook, off in CI"
     )
+    docker: DockerSettings = DockerSettings.model_validate({})
 
 
 # --- the layers ----------------------------------------------------------------------------
@@ -121,6 +157,16 @@ def _project_file_layer(start: Path) -> tuple[dict[str, Any], str]:
     if start not in _file_cache:
         _file_cache[start] = _read_project_files(start)
     return _file_cache[start]
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder, from `start` (the working directory) up, that holds pyproject.toml
+    or cowaitlib.toml; `start` itself if none does."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / "cowaitlib.toml").is_file():
+            return folder
+    return start
 
 
 def _read_project_files(start: Path) -> tuple[dict[str, Any], str]:

@@ -5,6 +5,7 @@
     ├── InputError             a task's inputs are wrong; raised before the task starts
     ├── SerializationError     a value cannot cross a task boundary (names its type)
     ├── ExecutorUnavailable    an executor cannot be used here (missing extra, daemon down)
+    ├── ImageError             building or pushing the task image failed
     └── TaskError              a task started and failed; carries the remote error
         ├── TaskTimeoutError       the task ran past its overall timeout
         ├── CellTimeoutError       a notebook cell ran past the per-cell timeout
@@ -37,6 +38,10 @@ class SerializationError(CowaitError, TypeError):
 
 class ExecutorUnavailable(CowaitError):
     """The chosen executor cannot run here; the message says how to fix that."""
+
+
+class ImageError(CowaitError):
+    """Building or pushing the task image failed; the message names the step or registry."""
 
 
 class TaskError(CowaitError):

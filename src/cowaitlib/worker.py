@@ -37,6 +37,11 @@ def resolve_function(target: str) -> Callable[..., Any]:
     if target in _registry:
         return _registry[target]
     module_name, _, qualname = target.partition(":")
+    if module_name == "__main__":
+        raise LookupError(
+            f"task function {qualname!r} is defined in the script being run (__main__), which "
+            "another process cannot import; move it into a module"
+        )
     if "<locals>" in qualname:
         raise LookupError(
             f"task function {target!r} is defined inside another function, so another process "
@@ -119,3 +124,22 @@ def _user_traceback(exc: BaseException) -> str:
     ):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """What a container runs, through `python -m cowaitlib.entrypoint SPEC_FILE RESULT_FILE`.
+
+    Reads the spec, runs the task, writes the envelope. The exit code is 0 whenever an envelope
+    was written, even for a failed task: the envelope says how the task went.
+    """
+    import sys
+
+    from . import config
+
+    spec_file, result_file = argv if argv is not None else sys.argv[1:]
+    spec = TaskSpec.model_validate_json(Path(spec_file).read_text())
+    config.inherit(spec.settings)
+    envelope = anyio.run(run_task, spec, None)
+    Path(result_file).parent.mkdir(parents=True, exist_ok=True)
+    Path(result_file).write_text(envelope.model_dump_json())
+    return 0

@@ -35,6 +35,10 @@ def get_executor(name: str) -> Executor:
         from .inprocess import InProcessExecutor
 
         return InProcessExecutor()
+    if name == "docker":
+        from .docker import DockerExecutor
+
+        return DockerExecutor()
     raise ExecutorUnavailable(
         f"executor {name!r} is not available in this version of cowaitlib; use executor='inprocess'"
     )

@@ -1,0 +1,343 @@
+"""Tasks as containers on the local Docker engine, through the official `docker` SDK.
+
+One container per task. The spec is copied into the container before it starts, the container
+runs `python -m cowaitlib.entrypoint`, and after it exits the result envelope (and any executed
+notebook) is copied back out: nothing is read from a stream that could be cut, and the caller
+needs no network path into the container. Output streams to the caller while it runs. The
+container is removed once its result is read, and on cancellation, whatever cancels.
+
+Paths are rewritten on the way in: the project folder is `/project` inside the container, so a
+notebook must live under it; executed notebooks are written to `/cowaitlib/output` and copied to
+the caller's `output_dir`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import re
+import tarfile
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ..config import Settings, project_root
+from ..errors import ExecutorUnavailable
+from ..logs import TaskOutput
+from ..spec import ResultEnvelope, TaskSpec
+from ..worker import failure
+
+PROJECT = "/project"
+TASK_DIR = PurePosixPath("/cowaitlib")
+SPEC_FILE = TASK_DIR / "spec.json"
+RESULT_FILE = TASK_DIR / "result.json"
+OUTPUT_DIR = TASK_DIR / "output"
+#: Inside a task's container: the project folder as the Docker engine sees it (for dev mounts
+#: of child containers, whose paths the engine resolves on the host).
+HOST_PROJECT_ENV = "_COWAITLIB_HOST_PROJECT_DIR"
+LABEL_PREFIX = "cowaitlib."
+LOG_TAIL_LINES = 40
+
+
+def sdk() -> Any:
+    """The docker SDK, or an error saying how to install it."""
+    try:
+        import docker
+    except ImportError:
+        raise ExecutorUnavailable(
+            "the docker executor needs the docker package: pip install 'cowaitlib[docker]'"
+        ) from None
+    return docker
+
+
+_client: Any = None
+_client_lock = threading.Lock()
+
+
+def client() -> Any:
+    """A docker client for this process (blocking: call it in a worker thread)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            docker = sdk()
+            try:
+                candidate = docker.from_env()
+                candidate.ping()
+            except docker.errors.DockerException as exc:
+                raise ExecutorUnavailable(
+                    f"cannot reach the Docker engine ({exc}). Is it running? Start it (for "
+                    "example `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST "
+                    "at it."
+                ) from None
+            _client = candidate
+    return _client
+
+
+def host_project_dir(settings: Settings) -> Path:
+    """The project folder on this side (inside a task's container: `/project`)."""
+    return Path(settings.docker.project_dir or project_root()).resolve()
+
+
+class DockerExecutor:
+    """Runs each task in its own container; see the module docstring."""
+
+    async def run(self, spec: TaskSpec, output: TaskOutput) -> ResultEnvelope:
+        settings = Settings.model_validate(spec.settings)
+        try:
+            inner = container_spec(spec, settings)
+        except ValueError as exc:
+            return failure(spec, exc)
+        docker_client = await anyio.to_thread.run_sync(client)
+        run = ContainerRun(docker_client, spec, inner, settings, output)
+        try:
+            return await run.execute()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(run.remove)
+
+
+def container_spec(spec: TaskSpec, settings: Settings) -> TaskSpec:
+    """The spec as the task's container must see it: its paths, its settings."""
+    project = host_project_dir(settings)
+    target = spec.target
+    if spec.kind == "notebook":
+        path = Path(spec.target)
+        if not path.is_relative_to(project):
+            raise ValueError(
+                f"notebook {spec.target} is outside the project folder {project}, so it is not "
+                "in the task image; move it into the project or set docker.project_dir"
+            )
+        target = str(PurePosixPath(PROJECT) / path.relative_to(project).as_posix())
+    inner_settings = dict(spec.settings)
+    inner_settings["output_dir"] = str(OUTPUT_DIR)
+    inner_settings["docker"] = {**spec.settings.get("docker", {}), "project_dir": PROJECT}
+    return spec.model_copy(update={"target": target, "settings": inner_settings})
+
+
+class ContainerRun:
+    """One task's container, from creation to removal (blocking methods: run in threads)."""
+
+    def __init__(
+        self,
+        docker_client: Any,
+        spec: TaskSpec,
+        inner: TaskSpec,
+        settings: Settings,
+        output: TaskOutput,
+    ) -> None:
+        self.client = docker_client
+        self.spec = spec
+        self.inner = inner
+        self.settings = settings
+        self.output = output
+        self.container: Any = None
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+
+    async def execute(self) -> ResultEnvelope:
+        docker = sdk()
+        try:
+            self.container = await anyio.to_thread.run_sync(self.create)
+        except docker.errors.ImageNotFound as exc:
+            return self.image_missing(exc)
+        except docker.errors.APIError as exc:
+            if (
+                "pull access denied" in str(exc)
+                or "manifest unknown" in str(exc)
+                or ("not found" in str(exc) and "image" in str(exc).lower())
+            ):
+                return self.image_missing(exc)
+            return failure(
+                self.spec,
+                exc,
+                type="DockerError",
+                message=f"could not create the task's container: {exc}",
+            )
+        await anyio.to_thread.run_sync(self.container.put_archive, "/", _spec_archive(self.inner))
+        await anyio.to_thread.run_sync(self.container.start)
+        logs_done = anyio.Event()
+
+        async def pump_logs() -> None:
+            try:
+                await anyio.to_thread.run_sync(self.pump_logs, abandon_on_cancel=True)
+            finally:
+                logs_done.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(pump_logs)
+            exit_status = await anyio.to_thread.run_sync(
+                self.container.wait, abandon_on_cancel=True
+            )
+            with anyio.move_on_after(5):  # the rest of the log, now that the container exited
+                await logs_done.wait()
+            group.cancel_scope.cancel()
+        return await anyio.to_thread.run_sync(self.collect, exit_status)
+
+    def create(self) -> Any:
+        docker = sdk()
+        config = self.settings.docker
+        if config.pull == "always":
+            self.pull()
+        arguments = self.container_arguments()
+        try:
+            return self.client.containers.create(**arguments)
+        except docker.errors.ImageNotFound:
+            if config.pull == "never":
+                raise
+            self.pull()
+            return self.client.containers.create(**arguments)
+
+    def pull(self) -> None:
+        repository, _, tag = self.settings.docker.image.rpartition(":")
+        if not repository or "/" in tag:  # no tag given (a ':' in a registry host:port)
+            repository, tag = self.settings.docker.image, "latest"
+        self.client.images.pull(repository, tag=tag)
+
+    def container_arguments(self) -> dict[str, Any]:
+        config = self.settings.docker
+        environment = {"PYTHONUNBUFFERED": "1", **config.env}
+        host_project = _engine_side_project_dir(self.settings)
+        environment[HOST_PROJECT_ENV] = str(host_project)
+        volumes = list(config.volumes)
+        if config.dev_mount:
+            volumes.append(f"{host_project}:{PROJECT}")
+        if config.mount_docker_socket:
+            volumes.append(f"{config.socket}:/var/run/docker.sock")
+        labels = {
+            LABEL_PREFIX + "task-id": self.spec.id,
+            LABEL_PREFIX + "task-name": self.spec.name,
+            LABEL_PREFIX + "parent-id": self.spec.parent_id or "",
+            LABEL_PREFIX + "run-id": self.spec.run_id,
+        }
+        arguments: dict[str, Any] = {
+            "image": config.image,
+            "command": ["python", "-m", "cowaitlib.entrypoint", str(SPEC_FILE), str(RESULT_FILE)],
+            "name": "cowaitlib-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", self.spec.id),
+            "labels": labels,
+            "environment": environment,
+            "working_dir": PROJECT,
+            "volumes": volumes,
+            "detach": True,
+        }
+        if config.memory:
+            arguments["mem_limit"] = config.memory
+            arguments["memswap_limit"] = config.memory  # no swap: over the limit is over
+        if config.cpus:
+            arguments["nano_cpus"] = int(config.cpus * 1e9)
+        if config.network:
+            arguments["network"] = config.network
+        return arguments
+
+    def pump_logs(self) -> None:
+        for chunk in self.container.logs(stream=True, follow=True):
+            text = chunk.decode("utf-8", errors="replace")
+            self.output.write("stdout", text)
+            self.log_tail.extend(text.splitlines())
+
+    def collect(self, exit_status: dict[str, Any]) -> ResultEnvelope:
+        self.container.reload()
+        state = self.container.attrs["State"]
+        saved = self.copy_out_notebooks()
+        result = _read_file(self.container, RESULT_FILE)
+        tail = "\n".join(self.log_tail)
+        if state.get("OOMKilled"):
+            limit = self.settings.docker.memory or "the engine's"
+            return failure(
+                self.spec,
+                MemoryError(),
+                type="OutOfMemory",
+                traceback=tail,
+                message=f"the task's container ran out of memory (limit {limit}) and was killed",
+            )
+        if result is None:
+            code = exit_status.get("StatusCode")
+            return failure(
+                self.spec,
+                RuntimeError(),
+                type="ContainerExited",
+                traceback=tail,
+                message=f"the task's container exited with code {code} without a result; "
+                "its last output is below",
+            )
+        envelope = ResultEnvelope.model_validate_json(result)
+        if envelope.output_notebook is not None:
+            name = PurePosixPath(envelope.output_notebook).name
+            envelope = envelope.model_copy(update={"output_notebook": saved.get(name)})
+        return envelope
+
+    def copy_out_notebooks(self) -> dict[str, str]:
+        """Executed notebooks from the container into the caller's output folder."""
+        docker = sdk()
+        try:
+            stream, _ = self.container.get_archive(str(OUTPUT_DIR))
+        except docker.errors.NotFound:
+            return {}
+        saved = {}
+        target = Path(self.settings.output_dir)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            for member in archive.getmembers():
+                if member.isfile() and member.name.endswith(".ipynb"):
+                    data = archive.extractfile(member)
+                    if data is None:
+                        continue
+                    name = PurePosixPath(member.name).name
+                    target.mkdir(parents=True, exist_ok=True)
+                    (target / name).write_bytes(data.read())
+                    saved[name] = str(target / name)
+        return saved
+
+    def image_missing(self, exc: Exception) -> ResultEnvelope:
+        image = self.settings.docker.image
+        return failure(
+            self.spec,
+            exc,
+            type="ImageNotFound",
+            traceback="",
+            message=f"image {image!r} is not on this Docker engine and could not be pulled "
+            f"({_short(exc)}); build it with cowaitlib.build_image(), or set docker.image",
+        )
+
+    def remove(self) -> None:
+        if self.container is None:
+            return
+        with contextlib.suppress(sdk().errors.NotFound):
+            self.container.remove(force=True)
+
+
+def _engine_side_project_dir(settings: Settings) -> Path:
+    import os
+
+    outer = os.environ.get(HOST_PROJECT_ENV)  # set when we are ourselves in a task's container
+    return Path(outer) if outer else host_project_dir(settings)
+
+
+def _spec_archive(spec: TaskSpec) -> bytes:
+    buffer = io.BytesIO()
+    data = spec.model_dump_json().encode()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        folder = tarfile.TarInfo(str(TASK_DIR).lstrip("/"))
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o777
+        archive.addfile(folder)
+        info = tarfile.TarInfo(str(SPEC_FILE).lstrip("/"))
+        info.size, info.mode = len(data), 0o644
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _read_file(container: Any, path: PurePosixPath) -> str | None:
+    docker = sdk()
+    try:
+        stream, _ = container.get_archive(str(path))
+    except docker.errors.NotFound:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.extractfile(archive.getmembers()[0])
+        return None if member is None else member.read().decode()
+
+
+def _short(exc: Exception) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    return str(text).strip().splitlines()[0][:300]
