@@ -6,13 +6,59 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import cowaitlib as cw
 from cowaitlib import config
 
+ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = Path(__file__).parent / "notebooks"
+#: The base image task images are built from in tests (CI builds it offline, see infra/).
+TEST_BASE_IMAGE = os.environ.get("COWAITLIB_TEST_BASE_IMAGE", "cowaitlib/python-base:3.11")
+TEST_IMAGE = "cowaitlib-test:latest"
+TASK_LABEL = "cowaitlib.task-id"
+
+
+def missing_infrastructure(what: str) -> None:
+    """Skip here; fail in CI, where every suite must run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI but is not available", pytrace=False)
+    pytest.skip(f"{what} is not available here (bash infra/up.sh starts it)")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A client of a real Docker engine; after the session no task container may be left."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # no SDK, no engine
+        missing_infrastructure(f"a Docker engine ({exc})")
+    yield client
+    left = client.containers.list(all=True, filters={"label": TASK_LABEL})
+    assert left == [], f"task containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def task_image(docker_client: Any) -> str:
+    """The project's task image, built once per session (cached layers make rebuilds quick)."""
+    try:
+        docker_client.images.get(TEST_BASE_IMAGE)
+    except Exception:
+        missing_infrastructure(f"the base image {TEST_BASE_IMAGE}")
+    lines: list[str] = []
+    cw.build_image(
+        image=TEST_IMAGE,
+        base_image=TEST_BASE_IMAGE,
+        project_dir=ROOT,
+        requirements=["matplotlib"],
+        output=lines.append,
+    )
+    return TEST_IMAGE
 
 
 def child_kernels() -> list[int]:

@@ -145,3 +145,34 @@ async def returns_frame(rows: int) -> Any:
     import pandas as pd
 
     return pd.DataFrame({"n": range(rows), "half": [i / 2 for i in range(rows)]})
+
+
+@cw.task
+def allocates(megabytes: int) -> int:
+    """Holds `megabytes` of memory (to meet a container's memory limit)."""
+    block = bytearray(megabytes * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block)
+
+
+@cw.task
+def settings_seen() -> dict[str, Any]:
+    """The timeout this task sees, and the one its child sees."""
+    child = cw.run(reports_timeout())
+    return {"mine": cw.current_settings().timeout, "child": child}
+
+
+@cw.task
+def reports_timeout() -> float | None:
+    return cw.current_settings().timeout
+
+
+@cw.task
+def sync_runs_a_child(x: int) -> int:
+    return cw.run(add(a=x)) + 0
+
+
+@cw.task
+async def parent_of_a_failure() -> None:
+    await fails(message="deep down")

@@ -110,5 +110,29 @@ def test_configure_rejects_bad_values_at_once() -> None:
 
 
 def test_unavailable_executor_says_what_to_use() -> None:
-    with pytest.raises(cw.ExecutorUnavailable, match="executor 'docker'"):
-        cw.run(t.add.options(executor="docker")(a=1))
+    with pytest.raises(cw.ExecutorUnavailable, match="executor 'kubernetes'"):
+        cw.run(t.add.options(executor="kubernetes")(a=1))
+
+
+def test_environment_keeps_case_inside_dict_settings_and_parses_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COWAITLIB_DOCKER__ENV__API_TOKEN", "abc")
+    monkeypatch.setenv("COWAITLIB_DOCKER__VOLUMES", '["/data:/data:ro"]')
+    monkeypatch.setenv("COWAITLIB_DOCKER__MEMORY", "256m")
+    docker = cw.current_settings().docker
+    assert docker.env == {"API_TOKEN": "abc"}
+    assert docker.volumes == ["/data:/data:ro"] and docker.memory == "256m"
+
+
+def test_bad_nested_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COWAITLIB_DOCKER__PULL", "sometimes")
+    with pytest.raises(cw.ConfigError, match="COWAITLIB_DOCKER__PULL"):
+        cw.current_settings()
+
+
+def test_notebook_options_are_checked_when_given() -> None:
+    from tests.conftest import NOTEBOOKS
+
+    with pytest.raises(cw.ConfigError, match="'cell_timeout'"):
+        cw.notebook(NOTEBOOKS / "add.ipynb", cell_timeout="soon")

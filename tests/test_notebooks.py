@@ -182,3 +182,14 @@ async def test_kernel_pool_fills_ahead_of_need() -> None:
         assert len(child_kernels()) == 2
         assert await cw.NotebookRunner(nb("add"), a=2) == 4
     assert child_kernels() == []
+
+
+async def test_the_kernel_sees_its_task_settings_before_any_input() -> None:
+    assert await cw.notebook(nb("settings_probe"), cell_timeout=33)() == 33
+
+
+async def test_overall_timeout_names_the_notebook_and_where_it_was_saved() -> None:
+    with pytest.raises(cw.TaskTimeoutError) as caught:
+        await cw.notebook(nb("sleeps"), timeout=3)()
+    assert caught.value.notebook == nb("sleeps")
+    assert caught.value.output_notebook and Path(caught.value.output_notebook).exists()

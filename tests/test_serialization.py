@@ -7,6 +7,7 @@ import json
 import math
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ ROUND_TRIPS: list[Any] = [
     Decimal("1.10"),
     uuid.UUID("12345678-1234-5678-1234-567812345678"),
     Point(x=3),
+    Path("/data/2020/01.csv"),
 ]
 
 
@@ -146,3 +148,8 @@ def test_decoding_never_imports_a_module() -> None:
 def test_unknown_tag_is_a_clear_error() -> None:
     with pytest.raises(SerializationError, match="unknown payload tag 'pickle'"):
         loads('{"__cw__": "pickle", "v": "gASV"}')
+
+
+def test_pydantic_models_from_main_come_back_as_data() -> None:
+    payload = dumps(Point(x=1)).replace(f"{Point.__module__}:Point", "__main__:Point")
+    assert loads(payload) == {"x": 1, "label": "p"}

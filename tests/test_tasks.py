@@ -178,7 +178,7 @@ async def test_cancelling_the_caller_cancels_its_tasks() -> None:
 
 async def test_timeout_stops_the_task_with_a_clear_error() -> None:
     handle = t.sleeper.options(timeout=0.2)(key="slow")
-    with pytest.raises(cw.TaskTimeoutError, match=r"timeout of 0.2 s and was stopped"):
+    with pytest.raises(cw.TaskTimeoutError, match=r"timeout of 0.2 s and was cancelled"):
         await handle
     assert t.events["slow"] == "cancelled"
 
@@ -266,3 +266,40 @@ def test_exit_in_a_plain_script_prints_the_value_and_exits_cleanly(tmp_path) -> 
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert done.returncode == 0
     assert done.stdout == "{'v': 1}\n"
+
+
+# --- regressions --------------------------------------------------------------------------
+
+
+async def test_per_call_options_reach_the_task_and_its_children() -> None:
+    assert await t.settings_seen.options(timeout=77)() == {"mine": 77, "child": 77}
+
+
+async def test_many_sync_parents_with_sync_children_do_not_deadlock() -> None:
+    with anyio.fail_after(60):
+        results = await cw.join([t.sync_runs_a_child(x=i) for i in range(60)])
+    assert results == [i + 1 for i in range(60)]
+
+
+async def test_local_task_functions_with_one_name_stay_apart() -> None:
+    def make(offset: int) -> cw.FunctionTask[int]:
+        @cw.task
+        def shifted(x: int) -> int:
+            return x + offset
+
+        return shifted
+
+    one, two = make(1), make(2)
+    assert await cw.join([one(x=1), two(x=1)]) == [2, 3]
+
+
+async def test_a_child_failure_reads_well_in_the_parent() -> None:
+    with pytest.raises(cw.TaskError) as caught:
+        await t.parent_of_a_failure()
+    error = caught.value
+    assert error.error_type == "TaskError"
+    assert (
+        error.message.startswith("task 'fails' (fails-")
+        and "ValueError: deep down" in error.message
+    )
+    assert error.traceback.count("raise ValueError(message)") == 1

@@ -4,7 +4,7 @@ Writes `YYYYMMDD.csv.gz` files in the exact layout of BitMEX's public daily trad
 (https://public.bitmex.com/data/trade/YYYYMMDD.csv.gz):
 
     timestamp,symbol,side,size,price,tickDirection,trdMatchID,grossValue,homeNotional,foreignNotional
-    2020-01-01D00:00:06.195355000,XBTUSD,Sell,100,7194,ZeroMinusTick,b4e9...,1390100,0.013901,100
+    2020-01-01D00:00:05.591283000,XBTUSD,Sell,139,7173.0,ZeroPlusTick,6d53...,1937888,0.01937888,139
 
 Each day's data is deterministic (seeded by its date), so every day has a known volume that
 tests can check against: `expected_volume("20200101")`.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -106,6 +107,9 @@ _file_cache: dict[Path, tuple[dict[str, Any], str]] = {}
 
 def current_settings(**overrides: Any) -> Settings:
     """The settings in force here, with `overrides` (per-call options) on top."""
+    from . import context
+
+    context.current()  # in a task's own process: adopt the parent's settings first
     merged: dict[str, Any] = {}
     for layer, source in _layers():
         _merge(merged, _check(layer, source))
@@ -197,16 +201,40 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """COWAITLIB_A__B=v as {"a": {"b": v}}. Keys inside a dict-valued setting (docker.env) keep
+    their case; a value that is a JSON list or object (docker.volumes) is parsed."""
     layer: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or not value:
             continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
+        path = _setting_path(name[len(ENV_PREFIX) :].split("__"))
         target = layer
         for part in path[:-1]:
             target = target.setdefault(part, {})
-        target[path[-1]] = value
+        target[path[-1]] = _env_value(value)
     return layer
+
+
+def _setting_path(parts: list[str]) -> list[str]:
+    model: Any = Settings
+    path: list[str] = []
+    for index, part in enumerate(parts):
+        fields = getattr(model, "model_fields", None)
+        if fields is None:  # inside a dict-valued setting: names as written
+            return path + parts[index:]
+        path.append(part.lower())
+        field = fields.get(part.lower())
+        model = field.annotation if field is not None else None
+    return path
+
+
+def _env_value(value: str) -> Any:
+    if value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _check(layer: dict[str, Any], source: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ caches and cowaitlib's own output folder.
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import shutil
@@ -90,6 +91,7 @@ def build_image(
         archive = _context_archive(project, context, dockerfile)
         say(f"building {image} from {base_image} with project {project}")
         last_step = "the start"
+        step_output: collections.deque[str] = collections.deque(maxlen=12)
         try:
             for chunk in docker_client.api.build(
                 fileobj=archive,
@@ -103,10 +105,16 @@ def build_image(
                     for line in chunk["stream"].splitlines():
                         if line.startswith("Step "):
                             last_step = line
+                            step_output.clear()
+                        elif line.strip():
+                            step_output.append(line)
                         if line.strip():
                             say(line)
                 if "error" in chunk:
-                    raise ImageError(f"building {image} failed at {last_step}: {chunk['error']}")
+                    said = "\n".join(f"  | {line}" for line in step_output)
+                    raise ImageError(
+                        f"building {image} failed at {last_step}: {chunk['error']}\n{said}"
+                    )
         except docker.errors.APIError as exc:
             raise ImageError(f"building {image} failed at {last_step}: {exc}") from None
     if push:

@@ -6,8 +6,10 @@ too. Plain JSON types pass through unchanged; everything else becomes a tagged o
 read back from a container cannot run code in the caller.
 
 Supported: None, bool, int, float (nan/inf too), str, list, tuple, dict (any JSON-able keys),
-set/frozenset, bytes, datetime/date/time/timedelta, Decimal, UUID, pydantic models, numpy scalars
-and arrays (non-object dtypes), pandas DataFrame/Series/Index (columnar, dtypes kept).
+set/frozenset, bytes, datetime/date/time/timedelta, Decimal, UUID, paths, pydantic models, numpy
+scalars and arrays, pandas DataFrame/Series/Index (columnar, dtypes kept). A pydantic model comes
+back as its class only where the caller has already imported that class (and not from
+`__main__`, which differs between processes); otherwise as a dict.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import math
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path, PurePath
 from typing import Any
 
 from .errors import SerializationError
@@ -77,6 +80,8 @@ def encode(value: Any, where: str = "value") -> Any:
         return {TAG: "decimal", "v": str(value)}
     if isinstance(value, uuid.UUID):
         return {TAG: "uuid", "v": str(value)}
+    if isinstance(value, PurePath):
+        return {TAG: "path", "v": value.as_posix()}
     if _is_pydantic_model(value):
         cls = type(value)
         return {
@@ -116,6 +121,8 @@ def _decode_pydantic(tree: dict[str, Any]) -> Any:
     # as a plain dict.
     data = decode(tree["v"])
     module_name, _, qualname = tree["cls"].partition(":")
+    if module_name == "__main__":  # each process has its own __main__: not the same class
+        return data
     obj: Any = sys.modules.get(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
@@ -137,6 +144,7 @@ _DECODERS: dict[str, Any] = {
     "timedelta": lambda t: dt.timedelta(*t["v"]),
     "decimal": lambda t: Decimal(t["v"]),
     "uuid": lambda t: uuid.UUID(t["v"]),
+    "path": lambda t: Path(t["v"]),
     "pydantic": _decode_pydantic,
     "np.scalar": lambda t: _decode_np_scalar(t),
     "np.ndarray": lambda t: _decode_ndarray(t),

@@ -44,6 +44,7 @@ class Task(ABC, Generic[R]):
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self._options: dict[str, Any] = dict(options or {})
+        config.current_settings(**self._options)  # a bad option fails here, not at the call
 
     def options(self, **options: Any) -> Task[R]:
         """This task with per-call settings (executor, timeout, ...) on top of the others."""
@@ -73,6 +74,8 @@ class FunctionTask(Task[R]):
         self.fn = fn
         self.name = fn.__name__
         self.target = f"{fn.__module__}:{fn.__qualname__}"
+        if "<locals>" in fn.__qualname__:  # two such functions may share a qualname
+            self.target += f"@{id(fn):x}"
         functools.update_wrapper(self, fn)
         worker.register(self.target, fn)
 
@@ -206,11 +209,16 @@ class TaskHandle(Generic[R]):
             with anyio.fail_after(timeout):
                 envelope = await executor.run(self.spec, output)
         except TimeoutError:
+            saved = Path(self.settings.output_dir) / f"{self.spec.id}.ipynb"
+            notebook = self.spec.kind == "notebook"
+            self.output_notebook = str(saved) if notebook and saved.exists() else None
             raise TaskTimeoutError(
                 task_id=self.spec.id,
                 task_name=self.spec.name,
                 error_type="TimeoutError",
-                message=f"did not finish within its timeout of {timeout:g} s and was stopped",
+                message=f"did not finish within its timeout of {timeout:g} s and was cancelled",
+                notebook=self.spec.target if notebook else None,
+                output_notebook=self.output_notebook,
             ) from None
         self.output_notebook = envelope.output_notebook
         envelope.raise_for_error(self.spec)

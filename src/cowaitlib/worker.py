@@ -11,6 +11,7 @@ import contextlib
 import functools
 import importlib
 import inspect
+import math
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,8 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from . import context, logs, serialization
-from .errors import TaskExit
+from . import config, context, logs, serialization
+from .errors import TaskError, TaskExit
 from .spec import ErrorInfo, ResultEnvelope, TaskSpec
 
 _registry: dict[str, Callable[..., Any]] = {}
@@ -72,7 +73,8 @@ async def _run_function(spec: TaskSpec, output: logs.TaskOutput | None) -> Resul
         return failure(spec, exc)
     ctx = context.TaskContext(spec=spec, inputs=inputs)
     capture = logs.capture(output) if output is not None else contextlib.nullcontext()
-    with context.entered(ctx), capture:
+    # The task's own settings (with its per-call options) are what it and its children see.
+    with context.entered(ctx), config.override(**spec.settings), capture:
         try:
             if inspect.iscoroutinefunction(fn):
                 value = await fn(**inputs)
@@ -81,12 +83,27 @@ async def _run_function(spec: TaskSpec, output: logs.TaskOutput | None) -> Resul
                 context.loop_token.set(anyio.lowlevel.current_token())
                 # A thread cannot be interrupted: on cancellation the caller stops waiting and
                 # the thread is left to finish on its own.
-                value = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+                value = await anyio.to_thread.run_sync(
+                    call, abandon_on_cancel=True, limiter=_task_threads()
+                )
         except TaskExit as stop:
             value = stop.value
         except Exception as exc:
             return failure(spec, exc)
     return success(spec, value)
+
+
+def _task_threads() -> anyio.CapacityLimiter:
+    """Sync tasks' threads are not capped: a sync parent waits in its thread for children that
+    need threads of their own, and any cap would deadlock a wide enough tree. Bound how many
+    run at once with join(limit=...) instead."""
+    global _unbounded
+    if _unbounded is None:
+        _unbounded = anyio.CapacityLimiter(math.inf)
+    return _unbounded
+
+
+_unbounded: anyio.CapacityLimiter | None = None
 
 
 def success(spec: TaskSpec, value: Any) -> ResultEnvelope:
@@ -100,13 +117,13 @@ def success(spec: TaskSpec, value: Any) -> ResultEnvelope:
 
 def failure(spec: TaskSpec, exc: BaseException, **fields: Any) -> ResultEnvelope:
     """An envelope describing `exc` as text; `fields` override what is read off `exc`."""
-    kind = type(exc)
-    module = "" if kind.__module__ == "builtins" else kind.__module__ + "."
     described = {
-        "type": module + kind.__qualname__,
+        "type": type(exc).__qualname__,
         "message": str(exc),
         "traceback": _user_traceback(exc),
     }
+    if isinstance(exc, TaskError):  # a child task's failure: its own report is the traceback
+        described.update(message=str(exc).splitlines()[0], traceback=str(exc))
     info = ErrorInfo.model_validate({**described, **fields})
     return ResultEnvelope(task_id=spec.id, status="error", error=info)
 

@@ -64,10 +64,14 @@ def client() -> Any:
     with _client_lock:
         if _client is None:
             docker = sdk()
+            _check_socket_exists()
+            candidate = None
             try:
                 candidate = docker.from_env()
                 candidate.ping()
             except docker.errors.DockerException as exc:
+                if candidate is not None:
+                    candidate.close()
                 raise ExecutorUnavailable(
                     f"cannot reach the Docker engine ({exc}). Is it running? Start it (for "
                     "example `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST "
@@ -77,9 +81,25 @@ def client() -> Any:
     return _client
 
 
+def _check_socket_exists() -> None:
+    """Fail fast and clearly when the engine's socket is not there (the engine is not running)."""
+    import os
+
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host[len("unix://") :]).exists():
+        raise ExecutorUnavailable(
+            f"cannot reach the Docker engine (no socket at {host}). Is it running? Start it (for "
+            "example `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at it."
+        )
+
+
 def host_project_dir(settings: Settings) -> Path:
     """The project folder on this side (inside a task's container: `/project`)."""
     return Path(settings.docker.project_dir or project_root()).resolve()
+
+
+class PullFailed(Exception):
+    """The task image could not be pulled (no such image, registry unreachable, denied)."""
 
 
 class DockerExecutor:
@@ -141,20 +161,14 @@ class ContainerRun:
         docker = sdk()
         try:
             self.container = await anyio.to_thread.run_sync(self.create)
-        except docker.errors.ImageNotFound as exc:
+        except (docker.errors.ImageNotFound, PullFailed) as exc:
             return self.image_missing(exc)
         except docker.errors.APIError as exc:
-            if (
-                "pull access denied" in str(exc)
-                or "manifest unknown" in str(exc)
-                or ("not found" in str(exc) and "image" in str(exc).lower())
-            ):
-                return self.image_missing(exc)
             return failure(
                 self.spec,
                 exc,
                 type="DockerError",
-                message=f"could not create the task's container: {exc}",
+                message=f"could not create the task's container: {_short(exc)}",
             )
         await anyio.to_thread.run_sync(self.container.put_archive, "/", _spec_archive(self.inner))
         await anyio.to_thread.run_sync(self.container.start)
@@ -194,7 +208,10 @@ class ContainerRun:
         repository, _, tag = self.settings.docker.image.rpartition(":")
         if not repository or "/" in tag:  # no tag given (a ':' in a registry host:port)
             repository, tag = self.settings.docker.image, "latest"
-        self.client.images.pull(repository, tag=tag)
+        try:
+            self.client.images.pull(repository, tag=tag)
+        except sdk().errors.APIError as exc:
+            raise PullFailed(_short(exc)) from None
 
     def container_arguments(self) -> dict[str, Any]:
         config = self.settings.docker

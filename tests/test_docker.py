@@ -1,0 +1,278 @@
+"""The Docker executor against a real Docker engine and a real registry (see infra/)."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+import nbformat
+import pandas as pd
+import pytest
+
+import cowaitlib as cw
+from cowaitlib.executors import docker as docker_executor
+from tests import tasks_for_tests as t
+from tests.conftest import NOTEBOOKS, ROOT, TASK_LABEL, TEST_BASE_IMAGE, missing_infrastructure
+
+pytestmark = [pytest.mark.anyio, pytest.mark.docker]
+REGISTRY = "127.0.0.1:5000"
+EXAMPLE = ROOT / "examples" / "volume"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def in_docker(task_image: str) -> str:
+    cw.configure(
+        executor="docker", docker={"image": task_image, "project_dir": str(ROOT), "pull": "never"}
+    )
+    return task_image
+
+
+def task_containers(docker_client: Any, task_id: str) -> list[Any]:
+    return docker_client.containers.list(all=True, filters={"label": f"{TASK_LABEL}={task_id}"})
+
+
+# --- running tasks ------------------------------------------------------------------------
+
+
+async def test_function_task_runs_in_a_container(in_docker: str) -> None:
+    assert await t.add(a=2, b=40) == 42
+    frame = await t.returns_frame(rows=4)
+    pd.testing.assert_frame_equal(frame, pd.DataFrame({"n": range(4), "half": [0, 0.5, 1, 1.5]}))
+
+
+async def test_notebook_task_runs_in_a_container(in_docker: str, fresh_settings: Path) -> None:
+    runner = cw.NotebookRunner(NOTEBOOKS / "add.ipynb", a="5")
+    assert await runner == 7
+    saved = fresh_settings / f"{runner.id}.ipynb"
+    assert runner.output_notebook == str(saved)
+    executed = nbformat.read(saved, as_version=4)
+    assert "adding 5 and 2" in str(executed.cells[2].outputs)
+    result = await cw.NotebookRunner(NOTEBOOKS / "ipython_features.ipynb")
+    assert result["cwd"] == "/project/tests/notebooks" and result["shell"] == "from-the-shell"
+
+
+async def test_output_streams_to_the_caller_prefixed(
+    in_docker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handle = t.prints(lines=3)
+    assert await handle == 3
+    out = capsys.readouterr().out.splitlines()
+    assert [f"[{handle.id}] line {i}" for i in range(3)] == [o for o in out if "line" in o]
+
+
+async def test_failure_carries_the_remote_traceback(in_docker: str) -> None:
+    with pytest.raises(cw.TaskError) as caught:
+        await t.fails(message="in a box")
+    error = caught.value
+    assert error.error_type == "ValueError" and error.message == "in a box"
+    assert 'File "/project/tests/tasks_for_tests.py"' in error.traceback
+
+
+async def test_failing_notebook_cell_in_a_container(in_docker: str) -> None:
+    with pytest.raises(cw.TaskError) as caught:
+        await cw.NotebookRunner(NOTEBOOKS / "fails.ipynb")
+    assert caught.value.cell_index == 2 and caught.value.error_type == "ValueError"
+    assert caught.value.output_notebook and Path(caught.value.output_notebook).exists()
+
+
+async def test_twenty_tasks_at_once(in_docker: str) -> None:
+    results = await cw.join([t.add(a=i, b=i) for i in range(20)])
+    assert results == [2 * i for i in range(20)]
+
+
+# --- nested tasks -------------------------------------------------------------------------
+
+
+async def test_batch_notebook_runs_its_days_as_sibling_containers(
+    in_docker: str, fresh_settings: Path
+) -> None:
+    from trades import expected_volume  # examples/volume is on sys.path (see pyproject)
+
+    cw.configure(docker={"mount_docker_socket": True})
+    runner = cw.NotebookRunner(EXAMPLE / "notebook_batch.ipynb", start_day="2", end_day="4")
+    volumes = await runner
+    assert volumes == {d: expected_volume(d) for d in ["20200102", "20200103", "20200104"]}
+    saved = sorted(p.name for p in fresh_settings.glob("*.ipynb"))
+    assert f"{runner.id}.ipynb" in saved
+    assert len([s for s in saved if s.startswith("volume-")]) == 3  # the children's, copied out
+
+
+async def test_child_failure_in_a_container_fails_the_parent(in_docker: str) -> None:
+    cw.configure(docker={"mount_docker_socket": True})
+    with pytest.raises(cw.TaskError) as caught:
+        await cw.NotebookRunner(NOTEBOOKS / "parent_of_failing.ipynb")
+    assert caught.value.error_type == "TaskError"
+    assert (
+        "task 'fails'" in caught.value.message and "ValueError: bad value 1" in caught.value.message
+    )
+
+
+# --- failures of the container itself -----------------------------------------------------
+
+
+async def test_out_of_memory_is_named(in_docker: str) -> None:
+    with pytest.raises(cw.TaskError) as caught:
+        await t.allocates.options(docker={"memory": "64m"})(megabytes=256)
+    assert caught.value.error_type == "OutOfMemory"
+    assert "ran out of memory (limit 64m)" in caught.value.message
+
+
+async def test_missing_image_fails_within_seconds(in_docker: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(cw.TaskError) as caught:
+        await t.add.options(
+            docker={"image": f"{REGISTRY}/cowaitlib/no-such:image", "pull": "missing"}
+        )(a=1)
+    assert time.monotonic() - started < 30
+    assert caught.value.error_type == "ImageNotFound"
+    assert f"image '{REGISTRY}/cowaitlib/no-such:image' is not on this Docker engine" in str(
+        caught.value
+    )
+    with pytest.raises(cw.TaskError, match=r"build it with cowaitlib\.build_image"):
+        await t.add.options(docker={"image": "cowaitlib-nothing:here", "pull": "never"})(a=1)
+
+
+async def test_cancellation_stops_and_removes_the_container(
+    in_docker: str, docker_client: Any
+) -> None:
+    handle = t.sleeper(key="boxed", seconds=60)
+    with anyio.fail_after(60):
+        while not task_containers(docker_client, handle.id):
+            await anyio.sleep(0.1)
+    [container] = task_containers(docker_client, handle.id)
+    assert container.name == f"cowaitlib-{handle.id}"
+    assert container.labels["cowaitlib.run-id"] == handle.spec.run_id
+    assert container.labels["cowaitlib.task-name"] == "sleeper"
+    with anyio.move_on_after(1):
+        await handle
+    assert task_containers(docker_client, handle.id) == []
+
+
+async def test_timeout_removes_the_container(in_docker: str, docker_client: Any) -> None:
+    handle = t.sleeper.options(timeout=8)(key="late", seconds=60)
+    with pytest.raises(cw.TaskTimeoutError):
+        await handle
+    assert task_containers(docker_client, handle.id) == []
+
+
+async def test_engine_not_running_says_how_to_start_it(
+    in_docker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker_executor, "_client", None)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/cowaitlib-no-engine.sock")
+    with pytest.raises(
+        cw.ExecutorUnavailable, match=r"cannot reach the Docker engine .* Is it running\?"
+    ):
+        await t.add(a=1)
+    monkeypatch.setattr(docker_executor, "_client", None)  # the next test gets a working client
+
+
+def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "docker", None)
+    with pytest.raises(cw.ExecutorUnavailable, match=r"pip install 'cowaitlib\[docker\]'"):
+        docker_executor.sdk()
+
+
+def test_notebook_outside_the_project_is_refused(in_docker: str, tmp_path: Path) -> None:
+    (tmp_path / "lone.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    with pytest.raises(cw.TaskError, match="outside the project folder"):
+        cw.run(cw.NotebookRunner(tmp_path / "lone.ipynb"))
+
+
+# --- dev mode -----------------------------------------------------------------------------
+
+
+async def test_dev_mount_sees_local_edits_without_a_rebuild(in_docker: str, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "cowaitlib.toml").write_text("")
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import cowaitlib as cw\ncw.exit(open('value.txt').read())")
+        ]
+    )
+    nbformat.write(notebook, project / "dev.ipynb")
+    (project / "value.txt").write_text("first")
+    with cw.override(docker={"project_dir": str(project), "dev_mount": True}):
+        assert await cw.NotebookRunner(project / "dev.ipynb") == "first"
+        (project / "value.txt").write_text("edited")
+        assert await cw.NotebookRunner(project / "dev.ipynb") == "edited"
+    with cw.override(docker={"project_dir": str(project)}), pytest.raises(cw.TaskError):
+        await cw.NotebookRunner(project / "dev.ipynb")  # not in the image without the mount
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+def test_build_push_remove_then_run_pulls_from_the_registry(
+    task_image: str, docker_client: Any
+) -> None:
+    try:
+        import urllib.request
+
+        urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5)
+    except OSError:
+        missing_infrastructure(f"a registry at {REGISTRY}")
+    name = f"{REGISTRY}/cowaitlib-test:{uuid.uuid4().hex[:8]}"
+    log: list[str] = []
+    cw.build_image(
+        image=name,
+        base_image=TEST_BASE_IMAGE,
+        project_dir=ROOT,
+        requirements=["matplotlib"],
+        push=True,
+        output=log.append,
+    )
+    assert f"pushed {name}" in log
+    docker_client.images.remove(name)
+    try:
+        cw.configure(executor="docker", docker={"image": name, "project_dir": str(ROOT)})
+        assert cw.run(t.add(a=20, b=1)) == 21  # pull: missing -> pulled from the registry
+        assert docker_client.images.get(name)
+    finally:
+        docker_client.images.remove(name, force=True)
+
+
+def test_failed_build_names_the_step(docker_client: Any, tmp_path: Path) -> None:
+    try:
+        docker_client.images.get(TEST_BASE_IMAGE)
+    except Exception:
+        missing_infrastructure(f"the base image {TEST_BASE_IMAGE}")
+    broken = "cowaitlib-test-nopip:latest"
+    dockerfile = f"FROM {TEST_BASE_IMAGE}\nRUN rm -rf /opt/venv/lib/python3.11/site-packages/pip\n"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=broken, rm=True)
+    (tmp_path / "cowaitlib.toml").write_text("")
+    try:
+        with pytest.raises(
+            cw.ImageError, match=r"failed at Step \d+/\d+ : RUN python3 -m pip"
+        ) as caught:
+            cw.build_image(
+                image="cowaitlib-test-broken:x",
+                base_image=broken,
+                project_dir=tmp_path,
+                output=lambda line: None,
+            )
+        assert "No module named pip" in str(caught.value)  # the step's own output is quoted
+    finally:
+        docker_client.images.remove(broken, force=True)
+
+
+def test_push_to_an_unreachable_registry_says_so(task_image: str, docker_client: Any) -> None:
+    name = "127.0.0.1:5999/cowaitlib-test:unreachable"
+    docker_client.images.get(task_image).tag(name)
+    try:
+        with pytest.raises(cw.ImageError, match="cannot be reached"):
+            cw.push_image(name, output=lambda line: None)
+    finally:
+        docker_client.images.remove(name)
