@@ -72,6 +72,44 @@ class DockerSettings(BaseModel):
     network: str | None = Field(None, description="the Docker network containers join")
 
 
+class KubernetesSettings(BaseModel):
+    """How tasks run as Kubernetes Jobs. The image is the same task image as for Docker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str = Field("default", description="the namespace Jobs are created in")
+    kubeconfig: str | None = Field(
+        None,
+        description="kubeconfig file (default: in a pod, its service account; else KUBECONFIG "
+        "or ~/.kube/config)",
+    )
+    context: str | None = Field(None, description="kubeconfig context (default: current)")
+    image: str | None = Field(None, description="the task image (default: docker.image)")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    service_account: str | None = Field(None, description="the service account task pods use")
+    backoff_limit: int = Field(0, ge=0, description="retries of a failed pod (default: none)")
+    ttl_seconds_after_finished: int = Field(
+        600, ge=0, description="finished Jobs are removed after this even if the caller died"
+    )
+    cpu_request: str | None = None
+    cpu_limit: str | None = None
+    memory_request: str | None = None
+    memory_limit: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    env_from_secrets: list[str] = Field(
+        default_factory=list, description="Secrets whose keys become environment variables"
+    )
+    unschedulable_grace: PositiveFloat = Field(
+        60, description="seconds a pod may stay unschedulable before the task fails"
+    )
+    start_grace: PositiveFloat = Field(
+        60, description="seconds a Job may go without a pod before the task fails"
+    )
+
+
 class Settings(BaseModel):
     """Everything a user can set. Unknown keys are errors, not silently ignored."""
 
@@ -92,6 +130,7 @@ class Settings(BaseModel):
         None, description="show join progress; default: on in a terminal or notebook, off in CI"
     )
     docker: DockerSettings = DockerSettings.model_validate({})
+    kubernetes: KubernetesSettings = KubernetesSettings.model_validate({})
 
 
 # --- the layers ----------------------------------------------------------------------------

@@ -1,14 +1,30 @@
 """The command a task's container runs (internal, not a user command):
 
-    python -m cowaitlib.entrypoint SPEC_FILE RESULT_FILE
+    python -m cowaitlib.entrypoint SPEC_FILE RESULT_FILE    Docker: files copied in and out
+    python -m cowaitlib.entrypoint --kubernetes             a pod: see executors.kubernetes
 
 A module of its own, never imported by the package, so `-m` runs it without a second copy of
-`worker` (see `worker.main`).
+any module. The exit code is 0 whenever a result envelope was written, even for a failed task:
+the envelope says how the task went.
 """
 
 import sys
+from pathlib import Path
 
-from cowaitlib.worker import main
+
+def main(argv: list[str]) -> int:
+    if argv == ["--kubernetes"]:
+        from cowaitlib.executors.kubernetes import pod_main
+
+        return pod_main()
+    from cowaitlib.spec import TaskSpec
+    from cowaitlib.worker import run_in_this_process
+
+    spec_file, result_file = argv
+    envelope = run_in_this_process(TaskSpec.model_validate_json(Path(spec_file).read_text()))
+    Path(result_file).write_text(envelope.model_dump_json())
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

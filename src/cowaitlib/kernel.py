@@ -19,14 +19,16 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from jupyter_client.manager import AsyncKernelManager
 
 from .context import TASK_FILE_ENV
+
+if TYPE_CHECKING:  # imported when a kernel is started: it weighs on every import otherwise
+    from jupyter_client.manager import AsyncKernelManager
 
 
 @dataclass
@@ -51,6 +53,8 @@ async def start_kernel(
 ) -> Kernel:
     """Start a kernel working in `cwd` (default: its own empty scratch folder); on any failure
     nothing is left running."""
+    from jupyter_client.manager import AsyncKernelManager
+
     scratch = Path(tempfile.mkdtemp(prefix="cowaitlib-"))
     # IPC sockets in the scratch folder: nothing listens on the network, nothing to encrypt.
     manager = AsyncKernelManager(

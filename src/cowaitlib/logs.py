@@ -21,9 +21,10 @@ StreamName = Literal["stdout", "stderr"]
 
 
 class TaskOutput:
-    """Line-buffered, prefixed output of one task."""
+    """Line-buffered, prefixed output of one task (no prefix: passed through as it is, as a
+    task's own container does; its executor adds the prefix on the caller's side)."""
 
-    def __init__(self, prefix: str, enabled: bool = True) -> None:
+    def __init__(self, prefix: str | None, enabled: bool = True) -> None:
         self.prefix = prefix
         self.enabled = enabled
         self._partial: dict[StreamName, str] = {"stdout": "", "stderr": ""}
@@ -48,7 +49,8 @@ class TaskOutput:
 
     def _emit(self, stream: StreamName, line: str) -> None:
         target = _real_stream(stream)
-        target.write(f"[{self.prefix}] {line.rstrip(chr(13))}\n")
+        line = line.rstrip("\r")
+        target.write(f"[{self.prefix}] {line}\n" if self.prefix is not None else line + "\n")
         target.flush()
 
 

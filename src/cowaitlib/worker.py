@@ -143,20 +143,8 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """What a container runs, through `python -m cowaitlib.entrypoint SPEC_FILE RESULT_FILE`.
-
-    Reads the spec, runs the task, writes the envelope. The exit code is 0 whenever an envelope
-    was written, even for a failed task: the envelope says how the task went.
-    """
-    import sys
-
-    from . import config
-
-    spec_file, result_file = argv if argv is not None else sys.argv[1:]
-    spec = TaskSpec.model_validate_json(Path(spec_file).read_text())
+def run_in_this_process(spec: TaskSpec) -> ResultEnvelope:
+    """Run `spec` as the task this whole process exists for (a container's, a pod's): adopt
+    its settings, let its output through unprefixed (the executor prefixes it), answer."""
     config.inherit(spec.settings)
-    envelope = anyio.run(run_task, spec, None)
-    Path(result_file).parent.mkdir(parents=True, exist_ok=True)
-    Path(result_file).write_text(envelope.model_dump_json())
-    return 0
+    return anyio.run(run_task, spec, logs.TaskOutput(prefix=None))

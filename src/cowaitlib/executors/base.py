@@ -22,7 +22,10 @@ from ..spec import ResultEnvelope, TaskSpec
 
 
 class Executor(Protocol):
-    """Runs one task from its spec to its result envelope."""
+    """Runs one task from its spec to its result envelope.
+
+    An executor whose backend enforces the task's timeout itself (a Job's deadline) may set
+    `enforces_timeout = True`: the caller's timer then only backs it up, a little later."""
 
     async def run(self, spec: TaskSpec, output: TaskOutput) -> ResultEnvelope:
         """Run the task to the end; on cancellation, stop it and clean up before returning."""
@@ -39,6 +42,10 @@ def get_executor(name: str) -> Executor:
         from .docker import DockerExecutor
 
         return DockerExecutor()
+    if name == "kubernetes":
+        from .kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor()
     raise ExecutorUnavailable(
-        f"executor {name!r} is not available in this version of cowaitlib; use executor='inprocess'"
+        f"there is no executor {name!r}; use 'inprocess', 'docker' or 'kubernetes'"
     )

@@ -6,9 +6,8 @@ notebook) is copied back out: nothing is read from a stream that could be cut, a
 needs no network path into the container. Output streams to the caller while it runs. The
 container is removed once its result is read, and on cancellation, whatever cancels.
 
-Paths are rewritten on the way in: the project folder is `/project` inside the container, so a
-notebook must live under it; executed notebooks are written to `/cowaitlib/output` and copied to
-the caller's `output_dir`.
+Paths are rewritten on the way in (see `containers`); executed notebooks are copied from the
+container to the caller's `output_dir`.
 """
 
 from __future__ import annotations
@@ -25,17 +24,15 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ..config import Settings, project_root
+from ..config import Settings
 from ..errors import ExecutorUnavailable
 from ..logs import TaskOutput
 from ..spec import ResultEnvelope, TaskSpec
 from ..worker import failure
+from .containers import ENTRY, OUTPUT_DIR, PROJECT, TASK_DIR, container_spec, host_project_dir
 
-PROJECT = "/project"
-TASK_DIR = PurePosixPath("/cowaitlib")
 SPEC_FILE = TASK_DIR / "spec.json"
 RESULT_FILE = TASK_DIR / "result.json"
-OUTPUT_DIR = TASK_DIR / "output"
 #: Inside a task's container: the project folder as the Docker engine sees it (for dev mounts
 #: of child containers, whose paths the engine resolves on the host).
 HOST_PROJECT_ENV = "_COWAITLIB_HOST_PROJECT_DIR"
@@ -93,11 +90,6 @@ def _check_socket_exists() -> None:
         )
 
 
-def host_project_dir(settings: Settings) -> Path:
-    """The project folder on this side (inside a task's container: `/project`)."""
-    return Path(settings.docker.project_dir or project_root()).resolve()
-
-
 class PullFailed(Exception):
     """The task image could not be pulled (no such image, registry unreachable, denied)."""
 
@@ -118,24 +110,6 @@ class DockerExecutor:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(run.remove)
-
-
-def container_spec(spec: TaskSpec, settings: Settings) -> TaskSpec:
-    """The spec as the task's container must see it: its paths, its settings."""
-    project = host_project_dir(settings)
-    target = spec.target
-    if spec.kind == "notebook":
-        path = Path(spec.target)
-        if not path.is_relative_to(project):
-            raise ValueError(
-                f"notebook {spec.target} is outside the project folder {project}, so it is not "
-                "in the task image; move it into the project or set docker.project_dir"
-            )
-        target = str(PurePosixPath(PROJECT) / path.relative_to(project).as_posix())
-    inner_settings = dict(spec.settings)
-    inner_settings["output_dir"] = str(OUTPUT_DIR)
-    inner_settings["docker"] = {**spec.settings.get("docker", {}), "project_dir": PROJECT}
-    return spec.model_copy(update={"target": target, "settings": inner_settings})
 
 
 class ContainerRun:
@@ -231,7 +205,7 @@ class ContainerRun:
         }
         arguments: dict[str, Any] = {
             "image": config.image,
-            "command": ["python", "-m", "cowaitlib.entrypoint", str(SPEC_FILE), str(RESULT_FILE)],
+            "command": [*ENTRY, str(SPEC_FILE), str(RESULT_FILE)],
             "name": "cowaitlib-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", self.spec.id),
             "labels": labels,
             "environment": environment,

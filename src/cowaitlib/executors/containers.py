@@ -1,0 +1,46 @@
+"""What the container executors (Docker, Kubernetes) share: the task image's layout, and the
+spec as a task's container must see it."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from ..config import Settings, project_root
+from ..spec import TaskSpec
+
+#: The project folder inside the task image.
+PROJECT = "/project"
+#: Where a task's container keeps its spec, result and executed notebooks.
+TASK_DIR = PurePosixPath("/cowaitlib")
+OUTPUT_DIR = TASK_DIR / "output"
+ENTRY = ["python", "-m", "cowaitlib.entrypoint"]
+
+
+def host_project_dir(settings: Settings) -> Path:
+    """The project folder on this side (inside a task's container: `/project`)."""
+    return Path(settings.docker.project_dir or project_root()).resolve()
+
+
+def container_spec(spec: TaskSpec, settings: Settings) -> TaskSpec:
+    """The spec with its paths and settings as the task's container must see them.
+
+    A notebook must be under the project folder (that is what the image holds); executed
+    notebooks are written to OUTPUT_DIR, and the executor brings them back to `output_dir`.
+    Raises ValueError for a notebook outside the project.
+    """
+    project = host_project_dir(settings)
+    target = spec.target
+    if spec.kind == "notebook":
+        path = Path(spec.target)
+        if not path.is_relative_to(project):
+            raise ValueError(
+                f"notebook {spec.target} is outside the project folder {project}, so it is not "
+                "in the task image; move it into the project or set docker.project_dir"
+            )
+        target = str(PurePosixPath(PROJECT) / path.relative_to(project).as_posix())
+    inner = dict(spec.settings)
+    inner["output_dir"] = str(OUTPUT_DIR)
+    inner["docker"] = {**spec.settings.get("docker", {}), "project_dir": PROJECT}
+    if "kubernetes" in inner:  # inside the cluster: the pod's own service account
+        inner["kubernetes"] = {**inner["kubernetes"], "kubeconfig": None, "context": None}
+    return spec.model_copy(update={"target": target, "settings": inner})
