@@ -4,6 +4,7 @@ leave a kernel process behind."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,43 @@ def docker_client() -> Iterator[Any]:
     yield client
     left = client.containers.list(all=True, filters={"label": TASK_LABEL})
     assert left == [], f"task containers left behind: {[c.name for c in left]}"
+
+
+KUBECONFIG = os.environ.get("COWAITLIB_TEST_KUBECONFIG", "/var/lib/cowaitlib-kube/admin.kubeconfig")
+KUBE_NAMESPACE = "cowaitlib-test"
+KUBE_LABEL = "cowaitlib.io/task-id"
+
+
+@pytest.fixture(scope="session")
+def kube(docker_client: Any) -> Iterator[Any]:
+    """Clients of a real Kubernetes API server (with a real kubelet), and a namespace for the
+    tests; after the session no Job or pod of a task may be left there."""
+    try:
+        import kubernetes
+
+        api = kubernetes.config.new_client_from_config(config_file=KUBECONFIG)
+        core = kubernetes.client.CoreV1Api(api)
+        core.list_node(_request_timeout=10)
+    except Exception as exc:
+        missing_infrastructure(f"a Kubernetes cluster ({type(exc).__name__}: {exc})")
+    batch = kubernetes.client.BatchV1Api(api)
+    rbac = kubernetes.client.RbacAuthorizationV1Api(api)
+    try:
+        core.create_namespace({"metadata": {"name": KUBE_NAMESPACE}})
+    except kubernetes.client.ApiException as exc:
+        if exc.status != 409:  # 409: it is there already
+            raise
+    yield type("Kube", (), {"core": core, "batch": batch, "rbac": rbac, "api": api})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # deleted Jobs' pods go away shortly after
+        jobs = batch.list_namespaced_job(KUBE_NAMESPACE, label_selector=KUBE_LABEL).items
+        pods = core.list_namespaced_pod(KUBE_NAMESPACE, label_selector=KUBE_LABEL).items
+        if not jobs and not pods:
+            break
+        time.sleep(2)
+    assert not jobs and not pods, (
+        f"left behind: {[j.metadata.name for j in jobs]} {[p.metadata.name for p in pods]}"
+    )
 
 
 @pytest.fixture(scope="session")

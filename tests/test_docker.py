@@ -49,9 +49,12 @@ async def test_function_task_runs_in_a_container(in_docker: str) -> None:
     pd.testing.assert_frame_equal(frame, pd.DataFrame({"n": range(4), "half": [0, 0.5, 1, 1.5]}))
 
 
-async def test_notebook_task_runs_in_a_container(in_docker: str, fresh_settings: Path) -> None:
+async def test_notebook_task_runs_in_a_container(
+    in_docker: str, fresh_settings: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     runner = cw.NotebookRunner(NOTEBOOKS / "add.ipynb", a="5")
     assert await runner == 7
+    assert f"[{runner.id}] adding 5 and 2" in capsys.readouterr().out  # cell output, live
     saved = fresh_settings / f"{runner.id}.ipynb"
     assert runner.output_notebook == str(saved)
     executed = nbformat.read(saved, as_version=4)

@@ -28,6 +28,7 @@ from .errors import (
     TaskExit,
     TaskTimeoutError,
 )
+from .executors.kubernetes import kubernetes_rbac
 from .images import build_image, push_image
 from .kernel import kernel_pool
 from .notebook import NotebookRunner, NotebookTask, notebook
@@ -61,6 +62,7 @@ __all__ = [
     "input",
     "join",
     "kernel_pool",
+    "kubernetes_rbac",
     "notebook",
     "override",
     "push_image",

@@ -8,11 +8,15 @@ any module. The exit code is 0 whenever a result envelope was written, even for 
 the envelope says how the task went.
 """
 
+import signal
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    # As PID 1 a process ignores SIGTERM unless it handles it: stop promptly when the pod or
+    # container is stopped, unwinding so that kernels and child tasks are cleaned up.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if argv == ["--kubernetes"]:
         from cowaitlib.executors.kubernetes import pod_main
 

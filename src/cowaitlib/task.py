@@ -33,6 +33,8 @@ from .progress import Progress
 from .spec import TaskKind, TaskSpec, new_task_id
 
 R = TypeVar("R")
+#: Seconds the caller waits past a task's timeout when the executor enforces it itself.
+TIMEOUT_BACKSTOP = 30.0
 
 
 class Task(ABC, Generic[R]):
@@ -205,8 +207,12 @@ class TaskHandle(Generic[R]):
         executor = get_executor(self.settings.executor)
         output = TaskOutput(self.spec.id, enabled=self.settings.logs)
         timeout = self.settings.timeout
+        # An executor that enforces the timeout itself (a Job's deadline) reports it; ours
+        # is then only a backstop in case that report never comes.
+        enforced = bool(getattr(executor, "enforces_timeout", False))
+        backstop = timeout + TIMEOUT_BACKSTOP if timeout and enforced else timeout
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(backstop):
                 envelope = await executor.run(self.spec, output)
         except TimeoutError:
             saved = Path(self.settings.output_dir) / f"{self.spec.id}.ipynb"

@@ -302,6 +302,7 @@ class JobRun:
         default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES)
     )
     marks: list[str] = field(default_factory=list)
+    log_complete: bool = False
 
     def __post_init__(self) -> None:
         self.name = job_name(self.spec)
@@ -388,9 +389,9 @@ class JobRun:
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         }
         if self.settings.timeout:
-            deadline = math.ceil(self.settings.timeout)
-            pod_spec["activeDeadlineSeconds"] = deadline
-            job_spec["activeDeadlineSeconds"] = deadline
+            # On the Job, not the pod: the Job controller then stops the pod by deleting it,
+            # which the kubelet finishes cleanly (a pod's own deadline can leave it stuck).
+            job_spec["activeDeadlineSeconds"] = math.ceil(self.settings.timeout)
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -421,8 +422,8 @@ class JobRun:
                     return self.fail("Unschedulable", _unschedulable(pod) or "unschedulable")
                 if isinstance(update, Exception):
                     raise update
-                if isinstance(update, tuple):  # ("deleted", pod)
-                    return self.fail("PodDeleted", "the task's pod was deleted while it ran")
+                if isinstance(update, tuple) or pod_deleting(update):
+                    return await self.pod_went_away()
                 pod = update
                 status = pod.status
                 state = _container_state(pod)
@@ -439,13 +440,6 @@ class JobRun:
                     return self.fail("ContainerConfigError", f"{waiting.reason}: {waiting.message}")
                 if status.reason == "Evicted":
                     return self.fail("Evicted", f"the task's pod was evicted: {status.message}")
-                if status.reason == "DeadlineExceeded":
-                    return self.fail(
-                        "DeadlineExceeded",
-                        f"did not finish within its timeout of "
-                        f"{self.settings.timeout:g} s (the Job's deadline) and was stopped",
-                        kind="timeout",
-                    )
                 reason = _unschedulable(pod)
                 if reason is None:
                     unschedulable_since = None
@@ -458,6 +452,8 @@ class JobRun:
                     if logs is not None:
                         with anyio.move_on_after(10):  # the log's last lines and marks
                             await asyncio.shield(logs)
+                    if not self.log_complete:
+                        await anyio.to_thread.run_sync(self.read_marks_again, pod.metadata.name)
                     return self.result(state.terminated)
         finally:
             if logs is not None and not logs.done():
@@ -469,13 +465,15 @@ class JobRun:
         )
 
     def _stream_logs(self, pod_name: str) -> None:
+        # A task may print nothing for hours; a dropped stream only costs live output, as
+        # `result()` reads the log again if the marks it needs are missing.
         response = self.cluster.core.read_namespaced_pod_log(
             pod_name,
             self.namespace,
             container=CONTAINER,
             follow=True,
             _preload_content=False,
-            _request_timeout=(10, None),
+            _request_timeout=(10, 24 * 3600),
         )
         partial = ""
         try:
@@ -487,6 +485,14 @@ class JobRun:
                 self._log_line(partial)
         finally:
             response.release_conn()
+        self.log_complete = True
+
+    def read_marks_again(self, pod_name: str) -> None:
+        """The whole log once more, for its marks (when following it was cut short)."""
+        text = self.cluster.core.read_namespaced_pod_log(
+            pod_name, self.namespace, container=CONTAINER, _request_timeout=60
+        )
+        self.marks = [line for line in text.splitlines() if line.startswith(MARK)]
 
     def _log_line(self, line: str) -> None:
         if line.startswith(MARK):
@@ -562,6 +568,25 @@ class JobRun:
             )
         return self.fail("JobRefused", f"the API server refused the Job: {_short(exc)}{hint}")
 
+    async def pod_went_away(self) -> ResultEnvelope:
+        """The pod is being deleted before it finished: the Job's own status says why."""
+        job = await anyio.to_thread.run_sync(
+            lambda: self.cluster.batch.read_namespaced_job(
+                self.name, self.namespace, _request_timeout=30
+            )
+        )
+        for condition in job.status.conditions or []:
+            if condition.type == "Failed" and condition.reason == "DeadlineExceeded":
+                return self.fail(
+                    "DeadlineExceeded",
+                    f"did not finish within its timeout of "
+                    f"{self.settings.timeout:g} s (the Job's deadline) and was stopped",
+                    kind="timeout",
+                )
+            if condition.type == "Failed":
+                return self.fail("JobFailed", f"{condition.reason}: {condition.message}")
+        return self.fail("PodDeleted", "the task's pod was deleted before it finished")
+
     async def no_pod(self) -> ResultEnvelope:
         """The Job got no pod in time: say what the cluster says about it."""
         events = await anyio.to_thread.run_sync(self.job_events)
@@ -589,6 +614,10 @@ class JobRun:
             self.cluster.batch.delete_namespaced_job(
                 self.name, self.namespace, propagation_policy="Background", _request_timeout=30
             )
+
+
+def pod_deleting(pod: Any) -> bool:
+    return pod.metadata.deletion_timestamp is not None
 
 
 def _container_state(pod: Any) -> Any:
