@@ -2,7 +2,9 @@
 
     python3 scripts/dev.py demo     # run the volume example end to end
     python3 scripts/dev.py test     # run the whole test suite
-    python3 scripts/dev.py bench    # benchmarks against papermill (see bench/)
+    python3 scripts/dev.py bench    # notebook benchmark against papermill (see bench/)
+    python3 scripts/dev.py bench-docker       # Docker executor overhead against `docker run`
+    python3 scripts/dev.py bench-kubernetes   # Kubernetes Jobs against kubectl
 
 It makes `.venv/` beside the project (once), installs the project into it with its development
 extras (again only when pyproject.toml changed), then runs the command there. Extra arguments go
@@ -27,6 +29,8 @@ COMMANDS = {
     "demo": ["examples/volume/demo.py"],
     "test": ["-m", "pytest"],
     "bench": ["bench/notebooks.py"],
+    "bench-docker": ["bench/docker.py"],
+    "bench-kubernetes": ["bench/kubernetes.py"],
 }
 
 

@@ -106,8 +106,7 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], FunctionTask[Any]]: .
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make a module-level function a task: `@task` or `@task(timeout=30, executor=...)`."""
     if fn is None:
-        config.current_settings(**options)  # a bad option fails at decoration time
-        return lambda f: FunctionTask(f, options)
+        return lambda f: FunctionTask(f, options)  # a bad option fails at decoration time
     return FunctionTask(fn, options)
 
 

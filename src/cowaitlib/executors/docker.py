@@ -134,7 +134,7 @@ class ContainerRun:
     async def execute(self) -> ResultEnvelope:
         docker = sdk()
         try:
-            self.container = await anyio.to_thread.run_sync(self.create)
+            await anyio.to_thread.run_sync(self.create)
         except (docker.errors.ImageNotFound, PullFailed) as exc:
             return self.image_missing(exc)
         except docker.errors.APIError as exc:
@@ -164,19 +164,21 @@ class ContainerRun:
             group.cancel_scope.cancel()
         return await anyio.to_thread.run_sync(self.collect, exit_status)
 
-    def create(self) -> Any:
+    def create(self) -> None:
+        """Create the container. Sets `self.container` here, in the thread, so that a
+        cancellation arriving meanwhile still finds it to remove."""
         docker = sdk()
         config = self.settings.docker
         if config.pull == "always":
             self.pull()
         arguments = self.container_arguments()
         try:
-            return self.client.containers.create(**arguments)
+            self.container = self.client.containers.create(**arguments)
         except docker.errors.ImageNotFound:
             if config.pull == "never":
                 raise
             self.pull()
-            return self.client.containers.create(**arguments)
+            self.container = self.client.containers.create(**arguments)
 
     def pull(self) -> None:
         repository, _, tag = self.settings.docker.image.rpartition(":")

@@ -303,6 +303,7 @@ class JobRun:
     )
     marks: list[str] = field(default_factory=list)
     log_complete: bool = False
+    created: bool = False
 
     def __post_init__(self) -> None:
         self.name = job_name(self.spec)
@@ -314,25 +315,25 @@ class JobRun:
         k8s = sdk()
         watch = self.cluster.watch(self.namespace)
         updates = watch.subscribe(self.key)  # before the Job exists: no update is missed
-        created = False
         try:
             try:
-                await anyio.to_thread.run_sync(
-                    lambda: self.cluster.batch.create_namespaced_job(
-                        self.namespace, self.manifest(), _request_timeout=30
-                    )
-                )
+                await anyio.to_thread.run_sync(self.create)
             except k8s.client.ApiException as exc:
                 return self.refused(exc)
             except Exception as exc:
                 raise self.cluster.unreachable(exc) from None
-            created = True
             return await self.follow(updates)
         finally:
             watch.unsubscribe(self.key)
-            if created:
+            if self.created:  # set in the thread: a cancellation waiting on it still sees it
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self.delete)
+
+    def create(self) -> None:
+        self.cluster.batch.create_namespaced_job(
+            self.namespace, self.manifest(), _request_timeout=30
+        )
+        self.created = True
 
     def manifest(self) -> dict[str, Any]:
         config, spec = self.config, self.spec
