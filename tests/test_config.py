@@ -109,9 +109,11 @@ def test_configure_rejects_bad_values_at_once() -> None:
         cw.configure(cell_timeout=0)
 
 
-def test_unavailable_executor_says_what_to_use() -> None:
-    with pytest.raises(cw.ExecutorUnavailable, match="executor 'kubernetes'"):
-        cw.run(t.add.options(executor="kubernetes")(a=1))
+def test_unknown_executor_lists_the_known_ones() -> None:
+    from cowaitlib.executors import get_executor
+
+    with pytest.raises(cw.ExecutorUnavailable, match="'inprocess', 'docker' or 'kubernetes'"):
+        get_executor("moon")
 
 
 def test_environment_keeps_case_inside_dict_settings_and_parses_json(
