@@ -81,17 +81,38 @@ def kube(docker_client: Any) -> Iterator[Any]:
     )
 
 
+REGISTRY = "127.0.0.1:5000"
+
+
 @pytest.fixture(scope="session")
-def task_image(docker_client: Any) -> str:
-    """The project's task image, built once per session (cached layers make rebuilds quick)."""
+def base_image(docker_client: Any) -> str:
+    """The base image task images are built from (infra/base-image.sh builds it offline)."""
     try:
         docker_client.images.get(TEST_BASE_IMAGE)
     except Exception:
         missing_infrastructure(f"the base image {TEST_BASE_IMAGE}")
+    return TEST_BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """A real registry the Docker engine and the cluster's node can push to and pull from."""
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5)
+    except OSError:
+        missing_infrastructure(f"a registry at {REGISTRY}")
+    return REGISTRY
+
+
+@pytest.fixture(scope="session")
+def task_image(docker_client: Any, base_image: str) -> str:
+    """The project's task image, built once per session (cached layers make rebuilds quick)."""
     lines: list[str] = []
     cw.build_image(
         image=TEST_IMAGE,
-        base_image=TEST_BASE_IMAGE,
+        base_image=base_image,
         project_dir=ROOT,
         requirements=["matplotlib"],
         output=lines.append,

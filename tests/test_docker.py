@@ -16,10 +16,9 @@ import pytest
 import cowaitlib as cw
 from cowaitlib.executors import docker as docker_executor
 from tests import tasks_for_tests as t
-from tests.conftest import NOTEBOOKS, ROOT, TASK_LABEL, TEST_BASE_IMAGE, missing_infrastructure
+from tests.conftest import NOTEBOOKS, REGISTRY, ROOT, TASK_LABEL
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
-REGISTRY = "127.0.0.1:5000"
 EXAMPLE = ROOT / "examples" / "volume"
 
 
@@ -219,19 +218,13 @@ async def test_dev_mount_sees_local_edits_without_a_rebuild(in_docker: str, tmp_
 
 
 def test_build_push_remove_then_run_pulls_from_the_registry(
-    task_image: str, docker_client: Any
+    task_image: str, base_image: str, docker_client: Any, registry: str
 ) -> None:
-    try:
-        import urllib.request
-
-        urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5)
-    except OSError:
-        missing_infrastructure(f"a registry at {REGISTRY}")
-    name = f"{REGISTRY}/cowaitlib-test:{uuid.uuid4().hex[:8]}"
+    name = f"{registry}/cowaitlib-test:{uuid.uuid4().hex[:8]}"
     log: list[str] = []
     cw.build_image(
         image=name,
-        base_image=TEST_BASE_IMAGE,
+        base_image=base_image,
         project_dir=ROOT,
         requirements=["matplotlib"],
         push=True,
@@ -247,13 +240,9 @@ def test_build_push_remove_then_run_pulls_from_the_registry(
         docker_client.images.remove(name, force=True)
 
 
-def test_failed_build_names_the_step(docker_client: Any, tmp_path: Path) -> None:
-    try:
-        docker_client.images.get(TEST_BASE_IMAGE)
-    except Exception:
-        missing_infrastructure(f"the base image {TEST_BASE_IMAGE}")
+def test_failed_build_names_the_step(docker_client: Any, base_image: str, tmp_path: Path) -> None:
     broken = "cowaitlib-test-nopip:latest"
-    dockerfile = f"FROM {TEST_BASE_IMAGE}\nRUN rm -rf /opt/venv/lib/python3.11/site-packages/pip\n"
+    dockerfile = f"FROM {base_image}\nRUN rm -rf /opt/venv/lib/python3.11/site-packages/pip\n"
     docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=broken, rm=True)
     (tmp_path / "cowaitlib.toml").write_text("")
     try:

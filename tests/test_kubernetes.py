@@ -19,13 +19,12 @@ from tests.conftest import (
     KUBE_NAMESPACE,
     KUBECONFIG,
     NOTEBOOKS,
+    REGISTRY,
     ROOT,
-    missing_infrastructure,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.kubernetes]
 EXAMPLE = ROOT / "examples" / "volume"
-REGISTRY = "127.0.0.1:5000"
 SERVICE_ACCOUNT = "cowaitlib-runner"
 
 
@@ -203,15 +202,9 @@ def test_rbac_manifests_are_least_privilege() -> None:
 
 
 def test_image_pushed_to_the_registry_runs_on_the_cluster(
-    task_image: str, kube: Any, docker_client: Any
+    task_image: str, kube: Any, docker_client: Any, registry: str
 ) -> None:
-    try:
-        import urllib.request
-
-        urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5)
-    except OSError:
-        missing_infrastructure(f"a registry at {REGISTRY}")
-    name = f"{REGISTRY}/cowaitlib-test:k8s-{uuid.uuid4().hex[:8]}"
+    name = f"{registry}/cowaitlib-test:k8s-{uuid.uuid4().hex[:8]}"
     docker_client.images.get(task_image).tag(name)
     cw.push_image(name, output=lambda line: None)
     docker_client.images.remove(name)  # the node must pull it

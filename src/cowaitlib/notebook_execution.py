@@ -64,36 +64,36 @@ async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvel
             except CellExecutionError as exc:
                 reply = client.last_error_reply or {}
                 if not (reply.get("ename") == "TaskExit" and kernel.result_file.exists()):
-                    envelope = failure(
+                    envelope = _cell_failure(
                         spec,
                         exc,
+                        nb,
+                        index,
                         type=reply.get("ename", type(exc).__name__),
                         message=reply.get("evalue", ""),
                         traceback=strip_ansi("\n".join(reply.get("traceback") or [])) or str(exc),
-                        cell_index=index,
-                        cell_source=nb.cells[index].source,
                     )
             except DeadKernelError as exc:
-                envelope = failure(
+                envelope = _cell_failure(
                     spec,
                     exc,
+                    nb,
+                    index,
                     kind="kernel_died",
                     traceback="",
                     message=f"the kernel died while running cell #{index + 1} (the cell may "
                     "have called os._exit(), or the kernel ran out of memory)",
-                    cell_index=index,
-                    cell_source=nb.cells[index].source,
                 )
             except CellTimeoutError as exc:
-                envelope = failure(
+                envelope = _cell_failure(
                     spec,
                     exc,
+                    nb,
+                    index,
                     kind="cell_timeout",
                     traceback="",
                     message=f"cell #{index + 1} ran longer than the cell timeout "
                     f"({settings.cell_timeout:g} s) and was stopped",
-                    cell_index=index,
-                    cell_source=nb.cells[index].source,
                 )
             if envelope is None:
                 envelope = _read_result(spec, kernel.result_file)
@@ -121,6 +121,13 @@ async def _execute_cell(client: NotebookClient, cell: Any, index: int) -> None:
         if not execution.cancelled():
             execution.exception()  # retrieved: it is the cancellation's echo, not news
         raise
+
+
+def _cell_failure(
+    spec: TaskSpec, exc: Exception, nb: Any, index: int, **fields: Any
+) -> ResultEnvelope:
+    """A failure at cell `index`: the envelope names the cell and quotes its source."""
+    return failure(spec, exc, cell_index=index, cell_source=nb.cells[index].source, **fields)
 
 
 def _read_result(spec: TaskSpec, result_file: Path) -> ResultEnvelope:
