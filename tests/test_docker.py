@@ -268,3 +268,29 @@ def test_push_to_an_unreachable_registry_says_so(task_image: str, docker_client:
             cw.push_image(name, output=lambda line: None)
     finally:
         docker_client.images.remove(name)
+
+
+async def test_a_container_that_cannot_start_is_a_task_error(in_docker: str) -> None:
+    with pytest.raises(cw.TaskError) as caught:
+        await t.add.options(docker={"network": "cowaitlib-no-such-network"})(a=1)
+    assert caught.value.error_type == "DockerError"
+    assert "could not start the task's container" in caught.value.message
+    assert "cowaitlib-no-such-network" in caught.value.message
+
+
+def test_memory_limit_is_checked_when_set() -> None:
+    with pytest.raises(cw.ConfigError, match=r"docker\.memory"):
+        cw.configure(docker={"memory": "lots"})
+
+
+def test_base_image_without_python_is_refused_cleanly(docker_client: Any, tmp_path: Path) -> None:
+    (tmp_path / "cowaitlib.toml").write_text("")
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    with pytest.raises(cw.ImageError, match="has no working python3"):
+        cw.build_image(
+            image="cowaitlib-test-nopython:x",
+            base_image="k8s.gcr.io/pause:3.2",
+            project_dir=tmp_path,
+            output=lambda line: None,
+        )
+    assert {c.id for c in docker_client.containers.list(all=True)} == before

@@ -319,3 +319,21 @@ def test_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 def test_dataframe_dtypes_survive_a_pod(in_kube: Any) -> None:
     frame = cw.run(t.returns_frame(rows=3))
     pd.testing.assert_frame_equal(frame, pd.DataFrame({"n": range(3), "half": [0, 0.5, 1.0]}))
+
+
+async def test_backoff_limit_retries_a_failed_task(
+    in_kube: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handle = t.fails.options(kubernetes={"backoff_limit": 1})(message="twice")
+    with pytest.raises(cw.TaskError, match="ValueError: twice"):
+        await handle
+    assert f"[{handle.id}] attempt 1 of 2 failed (twice); the Job tries again" in (
+        capsys.readouterr().err
+    )
+    assert await gone(in_kube, handle)
+
+
+async def test_inputs_too_large_for_a_pod_are_refused_clearly(in_kube: Any) -> None:
+    with pytest.raises(cw.TaskError, match=r"takes? .*KiB.*pass a path or URL") as caught:
+        await t.takes_anything(blob="x" * 200_000)
+    assert caught.value.error_type == "SpecTooLarge"

@@ -64,7 +64,9 @@ class DockerSettings(BaseModel):
     )
     socket: str = Field("/var/run/docker.sock", description="the Docker socket to mount")
     cpus: PositiveFloat | None = Field(None, description="CPU limit per container")
-    memory: str | None = Field(None, description="memory limit per container, e.g. '512m'")
+    memory: str | None = Field(
+        None, pattern=r"^[0-9]+[bkmgBKMG]?$", description="memory limit per container, e.g. '512m'"
+    )
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
     volumes: list[str] = Field(
         default_factory=list, description="extra volumes, 'host-path:container-path[:ro]'"

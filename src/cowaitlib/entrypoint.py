@@ -8,15 +8,26 @@ any module. The exit code is 0 whenever a result envelope was written, even for 
 the envelope says how the task went.
 """
 
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Unwinding stops child tasks and kernels; a sync task's thread cannot be interrupted, so
+    # if unwinding has not ended the process in 10 s, end it anyway.
+    watchdog = threading.Timer(10, os._exit, args=(128 + signum,))
+    watchdog.daemon = True
+    watchdog.start()
+    sys.exit(128 + signum)
 
 
 def main(argv: list[str]) -> int:
     # As PID 1 a process ignores SIGTERM unless it handles it: stop promptly when the pod or
     # container is stopped, unwinding so that kernels and child tasks are cleaned up.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _terminate)
     if argv == ["--kubernetes"]:
         from cowaitlib.executors.kubernetes import pod_main
 

@@ -14,8 +14,10 @@ caches and cowaitlib's own output folder.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from typing import Any
 from .config import current_settings, project_root
 from .errors import ImageError
 from .executors.docker import client, sdk
+from .logs import strip_ansi
 
 ALWAYS_IGNORED = [
     ".git",
@@ -90,6 +93,7 @@ def build_image(
         dockerfile = _dockerfile(base_image, wheels, ours)
         archive = _context_archive(project, context, dockerfile)
         say(f"building {image} from {base_image} with project {project}")
+        previous = _image_id(docker_client, image)
         last_step = "the start"
         step_output: collections.deque[str] = collections.deque(maxlen=12)
         try:
@@ -111,15 +115,30 @@ def build_image(
                         if line.strip():
                             say(line)
                 if "error" in chunk:
-                    said = "\n".join(f"  | {line}" for line in step_output)
+                    said = strip_ansi("\n".join(f"  | {line}" for line in step_output))
                     raise ImageError(
                         f"building {image} failed at {last_step}: {chunk['error']}\n{said}"
                     )
         except docker.errors.APIError as exc:
             raise ImageError(f"building {image} failed at {last_step}: {exc}") from None
+    if previous is not None and previous != _image_id(docker_client, image):
+        # The image this name pointed at before: untagged now, remove it unless still in use.
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.images.remove(previous)
     if push:
         push_image(image, output=say)
     return image
+
+
+def _short_api(exc: Exception) -> str:
+    return str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0]
+
+
+def _image_id(docker_client: Any, image: str) -> str | None:
+    try:
+        return str(docker_client.images.get(image).id)
+    except sdk().errors.ImageNotFound:
+        return None
 
 
 def push_image(image: str | None = None, *, output: Printer | None = None) -> str:
@@ -180,7 +199,7 @@ def _base_python(docker_client: Any, base_image: str, say: Printer) -> tuple[str
         "{sys.version_info[1]}', platform.libc_ver()[1], platform.machine()]))"
     )
     try:
-        raw = docker_client.containers.run(base_image, ["python3", "-c", probe], remove=True)
+        docker_client.images.get(base_image)
     except docker.errors.ImageNotFound:
         say(f"pulling {base_image}")
         repository, tag = _split(base_image)
@@ -190,9 +209,20 @@ def _base_python(docker_client: Any, base_image: str, say: Printer) -> tuple[str
             raise ImageError(
                 f"base image {base_image!r} is not here and cannot be pulled: {exc}"
             ) from None
-        raw = docker_client.containers.run(base_image, ["python3", "-c", probe], remove=True)
-    except docker.errors.ContainerError as exc:
-        raise ImageError(f"base image {base_image!r} has no working python3: {exc}") from None
+    # python3 as the entrypoint: the image's own entrypoint (if any) is not what we ask about.
+    container = docker_client.containers.create(base_image, ["-c", probe], entrypoint=["python3"])
+    try:
+        container.start()
+        code = container.wait(timeout=120).get("StatusCode")
+        raw = container.logs(stdout=True, stderr=False)
+        if code != 0:
+            raise ImageError(f"base image {base_image!r} has no working python3 (exit {code})")
+    except docker.errors.APIError as exc:
+        raise ImageError(
+            f"base image {base_image!r} has no working python3: {_short_api(exc)}"
+        ) from None
+    finally:
+        container.remove(force=True)
     version, libc, machine = json.loads(raw)
     glibc_minor = int((libc or "2.17").split(".")[1])
     platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(glibc_minor, 16, -1)]
@@ -224,7 +254,12 @@ def _wheelhouse(
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     if source is not None:
         say(f"packing cowaitlib from {source}")
-        _run([*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(source)])
+        # A fixed timestamp makes the wheel the same bytes each time, so an unchanged
+        # cowaitlib does not invalidate the image layers built on it.
+        _run(
+            [*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(source)],
+            env={"SOURCE_DATE_EPOCH": "315532800"},
+        )
         ours_wheel = next(wheels.glob("cowaitlib-*.whl"))
         ours = f"{ours_wheel.name}"
         wanted = [f"{ours_wheel}[{EXTRAS}]", *lines]
@@ -233,8 +268,8 @@ def _wheelhouse(
 
         ours = f"cowaitlib=={__version__}"
         wanted = [f"cowaitlib[{EXTRAS}]=={__version__}", *lines]
-    target = WHEELHOUSE / f"py{python}-{platforms[0]}"
-    target.mkdir(parents=True, exist_ok=True)
+    cache = WHEELHOUSE / f"py{python}-{platforms[0]}"
+    cache.mkdir(parents=True, exist_ok=True)
     say(f"resolving packages for Python {python} on {platforms[0]}")
     platform_options = [option for tag in platforms for option in ("--platform", tag)]
     _run(
@@ -243,9 +278,9 @@ def _wheelhouse(
             "download",
             "--quiet",
             "--dest",
-            str(target),
+            str(deps),  # just what this image needs (from the cache where it can)
             "--find-links",
-            str(target),
+            str(cache),
             "--only-binary=:all:",
             "--python-version",
             python,
@@ -255,9 +290,11 @@ def _wheelhouse(
             *wanted,
         ]
     )
-    for wheel in target.iterdir():
-        if not wheel.name.startswith("cowaitlib-"):
-            shutil.copy2(wheel, deps / wheel.name)
+    for wheel in deps.iterdir():
+        if source is not None and wheel.name.startswith("cowaitlib-"):
+            wheel.unlink()  # ours goes in a layer of its own (wheels/)
+        elif not (cache / wheel.name).exists():
+            shutil.copy2(wheel, cache / wheel.name)
     (context / "requirements.txt").write_text("\n".join(lines) + "\n")
     return lines, ours
 
@@ -287,8 +324,9 @@ def _cowaitlib_source() -> Path | None:
     return root if (root / "pyproject.toml").is_file() and (root / "src").is_dir() else None
 
 
-def _run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True)
+def _run(command: list[str], env: dict[str, str] | None = None) -> None:
+    environment = {**os.environ, **(env or {})}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
     if done.returncode != 0:
         raise ImageError(f"{' '.join(command[2:5])} ... failed:\n{done.stderr.strip()}")
 

@@ -92,9 +92,21 @@ async def stop_kernel(kernel: Kernel) -> None:
         if kernel.client is not None:
             kernel.client.stop_channels()
         if kernel.manager.has_kernel:
-            await kernel.manager.shutdown_kernel(now=True)
+            await _kill_now(kernel.manager)
+            await kernel.manager.shutdown_kernel(now=True)  # finds it gone: just cleans up
     finally:
         shutil.rmtree(kernel.scratch, ignore_errors=True)
+
+
+async def _kill_now(manager: AsyncKernelManager) -> None:
+    """Kill the kernel process and wait for it closely (jupyter_client polls every 0.1 s)."""
+    provisioner = manager.provisioner
+    if provisioner is None:
+        return
+    await provisioner.kill()
+    with anyio.move_on_after(5):
+        while await provisioner.poll() is None:
+            await anyio.sleep(0.005)
 
 
 class KernelPool:

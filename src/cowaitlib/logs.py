@@ -12,12 +12,19 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
+import re
 import sys
 import threading
 from collections.abc import Iterator
 from typing import Literal, TextIO
 
 StreamName = Literal["stdout", "stderr"]
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """Text without terminal colour codes (notebook tracebacks, build output)."""
+    return _ANSI.sub("", text)
 
 
 class TaskOutput:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,9 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 from .config import Settings
 from .kernel import kernel_for
-from .logs import TaskOutput
+from .logs import TaskOutput, strip_ansi
 from .spec import ResultEnvelope, TaskSpec
 from .worker import failure
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 async def run_notebook(spec: TaskSpec, output: TaskOutput | None) -> ResultEnvelope:

@@ -21,11 +21,12 @@ def host_project_dir(settings: Settings) -> Path:
     return Path(settings.docker.project_dir or project_root()).resolve()
 
 
-def container_spec(spec: TaskSpec, settings: Settings) -> TaskSpec:
+def container_spec(spec: TaskSpec, settings: Settings, in_cluster: bool = False) -> TaskSpec:
     """The spec with its paths and settings as the task's container must see them.
 
     A notebook must be under the project folder (that is what the image holds); executed
     notebooks are written to OUTPUT_DIR, and the executor brings them back to `output_dir`.
+    In a cluster's pod, Kubernetes children use the pod's own service account.
     Raises ValueError for a notebook outside the project.
     """
     project = host_project_dir(settings)
@@ -41,6 +42,6 @@ def container_spec(spec: TaskSpec, settings: Settings) -> TaskSpec:
     inner = dict(spec.settings)
     inner["output_dir"] = str(OUTPUT_DIR)
     inner["docker"] = {**spec.settings.get("docker", {}), "project_dir": PROJECT}
-    if "kubernetes" in inner:  # inside the cluster: the pod's own service account
+    if in_cluster:
         inner["kubernetes"] = {**inner["kubernetes"], "kubeconfig": None, "context": None}
     return spec.model_copy(update={"target": target, "settings": inner})

@@ -84,6 +84,11 @@ def _check_socket_exists() -> None:
 
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://") and not Path(host[len("unix://") :]).exists():
+        if os.environ.get(HOST_PROJECT_ENV):  # we are a task in a container ourselves
+            raise ExecutorUnavailable(
+                "this task runs in a container without the Docker socket, so it cannot start "
+                "child containers: set docker.mount_docker_socket=True (see its security note)"
+            )
         raise ExecutorUnavailable(
             f"cannot reach the Docker engine (no socket at {host}). Is it running? Start it (for "
             "example `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at it."
@@ -142,10 +147,22 @@ class ContainerRun:
                 self.spec,
                 exc,
                 type="DockerError",
+                traceback="",
                 message=f"could not create the task's container: {_short(exc)}",
             )
-        await anyio.to_thread.run_sync(self.container.put_archive, "/", _spec_archive(self.inner))
-        await anyio.to_thread.run_sync(self.container.start)
+        try:
+            await anyio.to_thread.run_sync(
+                self.container.put_archive, "/", _spec_archive(self.inner)
+            )
+            await anyio.to_thread.run_sync(self.container.start)
+        except docker.errors.APIError as exc:  # e.g. a network or volume that does not exist
+            return failure(
+                self.spec,
+                exc,
+                type="DockerError",
+                traceback="",
+                message=f"could not start the task's container: {_short(exc)}",
+            )
         logs_done = anyio.Event()
 
         async def pump_logs() -> None:

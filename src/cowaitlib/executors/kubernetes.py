@@ -56,6 +56,17 @@ CONTAINER = "task"
 PULL_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 LOG_TAIL_LINES = 40
+#: The spec travels in one environment variable, which Linux caps at 128 KiB.
+SPEC_LIMIT = 120 * 1024
+
+
+class SpecTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"the task's inputs take {size // 1024} KiB, more than the {SPEC_LIMIT // 1024} KiB "
+            "a Kubernetes task can be given (they travel in an environment variable); pass a "
+            "path or URL the task reads instead"
+        )
 
 
 # --- inside the pod ---------------------------------------------------------------------------
@@ -73,7 +84,8 @@ def pod_main() -> int:
         print(ENVELOPE_MARK + text, flush=True)
         text = ENVELOPE_IN_LOG
     TERMINATION_LOG.write_text(text)
-    return 0
+    # A failed task fails its pod, so that a Job with backoff_limit > 0 tries again.
+    return 1 if envelope.status == "error" else 0
 
 
 # --- talking to the cluster -------------------------------------------------------------------
@@ -108,9 +120,10 @@ class Cluster:
                     client_configuration=configuration,
                 )
         except (k8s.config.ConfigException, OSError) as exc:
+            where = settings.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise ExecutorUnavailable(
-                f"no usable Kubernetes configuration ({exc}); set kubernetes.kubeconfig "
-                "(or KUBECONFIG), or run inside a pod"
+                f"no usable Kubernetes configuration in {where} ({exc}); set "
+                "kubernetes.kubeconfig (or KUBECONFIG), or run inside a pod"
             ) from None
         configuration.connection_pool_maxsize = 64  # many tasks follow their logs at once
         self.host = configuration.host
@@ -266,7 +279,7 @@ class KubernetesExecutor:
     async def run(self, spec: TaskSpec, output: TaskOutput) -> ResultEnvelope:
         settings = Settings.model_validate(spec.settings)
         try:
-            inner = container_spec(spec, settings)
+            inner = container_spec(spec, settings, in_cluster=True)
         except ValueError as exc:
             return failure(spec, exc)
         cluster = await anyio.to_thread.run_sync(cluster_for, settings.kubernetes)
@@ -318,6 +331,8 @@ class JobRun:
         try:
             try:
                 await anyio.to_thread.run_sync(self.create)
+            except SpecTooLarge as exc:
+                return self.fail("SpecTooLarge", str(exc))
             except k8s.client.ApiException as exc:
                 return self.refused(exc)
             except Exception as exc:
@@ -359,8 +374,11 @@ class JobRun:
                 resources["requests"][kind] = request
             if limit:
                 resources["limits"][kind] = limit
+        spec_json = self.inner.model_dump_json()
+        if len(spec_json.encode()) > SPEC_LIMIT:
+            raise SpecTooLarge(len(spec_json.encode()))
         env = [
-            {"name": SPEC_ENV, "value": self.inner.model_dump_json()},
+            {"name": SPEC_ENV, "value": spec_json},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
             *({"name": k, "value": v} for k, v in config.env.items()),
         ]
@@ -406,6 +424,8 @@ class JobRun:
         unschedulable_since: float | None = None
         logs: asyncio.Task[None] | None = None
         pod: Any = None
+        attempt = 1
+        finished: set[str] = set()  # pods of earlier, failed attempts (backoff_limit > 0)
         try:
             while True:
                 if pod is None:
@@ -423,6 +443,8 @@ class JobRun:
                     return self.fail("Unschedulable", _unschedulable(pod) or "unschedulable")
                 if isinstance(update, Exception):
                     raise update
+                if _pod_of(update).metadata.name in finished:
+                    continue
                 if isinstance(update, tuple) or pod_deleting(update):
                     return await self.pod_went_away()
                 pod = update
@@ -455,7 +477,22 @@ class JobRun:
                             await asyncio.shield(logs)
                     if not self.log_complete:
                         await anyio.to_thread.run_sync(self.read_marks_again, pod.metadata.name)
-                    return self.result(state.terminated)
+                    envelope = self.result(state.terminated)
+                    if status.phase == "Failed" and attempt <= self.config.backoff_limit:
+                        # The Job starts another pod (after its back-off): follow that one.
+                        summary = envelope.error.message if envelope.error else "failed"
+                        self.output.write(
+                            "stderr",
+                            f"attempt {attempt} of {self.config.backoff_limit + 1} "
+                            f"failed ({summary.splitlines()[0]}); the Job tries again\n",
+                        )
+                        finished.add(pod.metadata.name)
+                        first_pod_by = time.monotonic() + self.config.start_grace + 10 * 2**attempt
+                        attempt += 1
+                        pod, logs, self.marks, self.log_complete = None, None, [], False
+                        self.log_tail.clear()
+                        continue
+                    return envelope
         finally:
             if logs is not None and not logs.done():
                 logs.cancel()
@@ -615,6 +652,10 @@ class JobRun:
             self.cluster.batch.delete_namespaced_job(
                 self.name, self.namespace, propagation_policy="Background", _request_timeout=30
             )
+
+
+def _pod_of(update: Any) -> Any:
+    return update[1] if isinstance(update, tuple) else update
 
 
 def pod_deleting(pod: Any) -> bool:
