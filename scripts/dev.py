@@ -29,8 +29,8 @@ COMMANDS = {
     "demo": ["examples/volume/demo.py"],
     "test": ["-m", "pytest"],
     "bench": ["bench/notebooks.py"],
-    "bench-docker": ["bench/docker.py"],
-    "bench-kubernetes": ["bench/kubernetes.py"],
+    "bench-docker": ["bench/docker_overhead.py"],
+    "bench-kubernetes": ["bench/kubernetes_jobs.py"],
 }
 
 
