@@ -12,6 +12,8 @@ Inside a task (or a notebook opened in Jupyter), `cw.input(name, default)` reads
 `cw.exit(value)` ends the task with a value.
 """
 
+from typing import TYPE_CHECKING
+
 from . import context as _context
 from .config import Settings, configure, current_settings, override
 from .context import exit, input
@@ -28,8 +30,6 @@ from .errors import (
     TaskExit,
     TaskTimeoutError,
 )
-from .executors.kubernetes import kubernetes_rbac
-from .images import build_image, push_image
 from .kernel import kernel_pool
 from .notebook import NotebookRunner, NotebookTask, notebook
 from .task import FunctionTask, Task, TaskHandle, join, run, task
@@ -69,5 +69,32 @@ __all__ = [
     "run",
     "task",
 ]
+
+#: Imported on first use: a notebook's `import cowaitlib` should not pay for image building or
+#: the Kubernetes executor (every notebook task imports cowaitlib in its kernel).
+_LAZY = {
+    "build_image": ".images",
+    "push_image": ".images",
+    "kubernetes_rbac": ".executors.kubernetes",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cowaitlib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from .executors.kubernetes import kubernetes_rbac
+    from .images import build_image, push_image
 
 _context.install_ipython_exit_handler()

@@ -1,6 +1,7 @@
 """The command a task's container runs (internal, not a user command):
 
-    python -m cowaitlib.entrypoint SPEC_FILE RESULT_FILE    Docker: files copied in and out
+    python -m cowaitlib.entrypoint SPEC RESULT_FILE    Docker: SPEC is a file copied in, or
+                                                       env:NAME; the result is copied out
     python -m cowaitlib.entrypoint --kubernetes             a pod: see executors.kubernetes
 
 A module of its own, never imported by the package, so `-m` runs it without a second copy of
@@ -35,8 +36,13 @@ def main(argv: list[str]) -> int:
     from cowaitlib.spec import TaskSpec
     from cowaitlib.worker import run_in_this_process
 
-    spec_file, result_file = argv
-    envelope = run_in_this_process(TaskSpec.model_validate_json(Path(spec_file).read_text()))
+    spec_source, result_file = argv
+    if spec_source.startswith("env:"):
+        text = os.environ[spec_source[len("env:") :]]
+    else:
+        text = Path(spec_source).read_text()
+    envelope = run_in_this_process(TaskSpec.model_validate_json(text))
+    Path(result_file).parent.mkdir(parents=True, exist_ok=True)
     Path(result_file).write_text(envelope.model_dump_json())
     return 0
 

@@ -14,6 +14,8 @@ PROJECT = "/project"
 TASK_DIR = PurePosixPath("/cowaitlib")
 OUTPUT_DIR = TASK_DIR / "output"
 ENTRY = ["python", "-m", "cowaitlib.entrypoint"]
+#: The environment variable a container's spec may travel in.
+SPEC_ENV = "_COWAITLIB_SPEC"
 
 
 def host_project_dir(settings: Settings) -> Path:

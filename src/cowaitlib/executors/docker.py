@@ -29,7 +29,15 @@ from ..errors import ExecutorUnavailable
 from ..logs import TaskOutput
 from ..spec import ResultEnvelope, TaskSpec
 from ..worker import failure
-from .containers import ENTRY, OUTPUT_DIR, PROJECT, TASK_DIR, container_spec, host_project_dir
+from .containers import (
+    ENTRY,
+    OUTPUT_DIR,
+    PROJECT,
+    SPEC_ENV,
+    TASK_DIR,
+    container_spec,
+    host_project_dir,
+)
 
 SPEC_FILE = TASK_DIR / "spec.json"
 RESULT_FILE = TASK_DIR / "result.json"
@@ -134,6 +142,8 @@ class ContainerRun:
         self.settings = settings
         self.output = output
         self.container: Any = None
+        # A small spec rides in the environment (one API call fewer); a large one is copied in.
+        self.spec_in_env = len(inner.model_dump_json()) <= 64 * 1024
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
 
     async def execute(self) -> ResultEnvelope:
@@ -151,9 +161,10 @@ class ContainerRun:
                 message=f"could not create the task's container: {_short(exc)}",
             )
         try:
-            await anyio.to_thread.run_sync(
-                self.container.put_archive, "/", _spec_archive(self.inner)
-            )
+            if not self.spec_in_env:
+                await anyio.to_thread.run_sync(
+                    self.container.put_archive, "/", _spec_archive(self.inner)
+                )
             await anyio.to_thread.run_sync(self.container.start)
         except docker.errors.APIError as exc:  # e.g. a network or volume that does not exist
             return failure(
@@ -209,6 +220,8 @@ class ContainerRun:
     def container_arguments(self) -> dict[str, Any]:
         config = self.settings.docker
         environment = {"PYTHONUNBUFFERED": "1", **config.env}
+        if self.spec_in_env:
+            environment[SPEC_ENV] = self.inner.model_dump_json()
         host_project = _engine_side_project_dir(self.settings)
         environment[HOST_PROJECT_ENV] = str(host_project)
         volumes = list(config.volumes)
@@ -224,7 +237,11 @@ class ContainerRun:
         }
         arguments: dict[str, Any] = {
             "image": config.image,
-            "command": [*ENTRY, str(SPEC_FILE), str(RESULT_FILE)],
+            "command": [
+                *ENTRY,
+                f"env:{SPEC_ENV}" if self.spec_in_env else str(SPEC_FILE),
+                str(RESULT_FILE),
+            ],
             "name": "cowaitlib-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", self.spec.id),
             "labels": labels,
             "environment": environment,
@@ -248,11 +265,14 @@ class ContainerRun:
             self.log_tail.extend(text.splitlines())
 
     def collect(self, exit_status: dict[str, Any]) -> ResultEnvelope:
-        self.container.reload()
-        state = self.container.attrs["State"]
-        saved = self.copy_out_notebooks()
+        saved = self.copy_out_notebooks() if self.spec.kind == "notebook" else {}
         result = _read_file(self.container, RESULT_FILE)
         tail = "\n".join(self.log_tail)
+        if result is not None and ResultEnvelope.model_validate_json(result).status == "ok":
+            state: dict[str, Any] = {}  # it went well: no need to ask how the container ended
+        else:
+            self.container.reload()
+            state = self.container.attrs["State"]
         if state.get("OOMKilled"):
             limit = self.settings.docker.memory or "the engine's"
             return failure(

@@ -41,9 +41,8 @@ from ..errors import ExecutorUnavailable
 from ..logs import TaskOutput
 from ..spec import ResultEnvelope, TaskSpec
 from ..worker import failure, run_in_this_process
-from .containers import ENTRY, OUTPUT_DIR, PROJECT, container_spec
+from .containers import ENTRY, OUTPUT_DIR, PROJECT, SPEC_ENV, container_spec
 
-SPEC_ENV = "_COWAITLIB_SPEC"
 TERMINATION_LOG = Path("/dev/termination-log")
 TERMINATION_LIMIT = 3800  # the kubelet keeps at most 4096 bytes
 MARK = "<<cowaitlib-"
