@@ -152,8 +152,11 @@ def current_settings(**overrides: Any) -> Settings:
 
     context.current()  # in a task's own process: adopt the parent's settings first
     merged: dict[str, Any] = {}
-    for layer, source in _layers():
-        _merge(merged, _check(layer, source))
+    _merge(merged, _project_file_layer(Path.cwd())[0])  # checked when the files were read
+    # The environment may change at any time, so it is checked each time it is read.
+    _merge(merged, _check(_environment_layer(os.environ), "environment"))
+    for layer in (_inherited_layer, _process_layer, _scoped_layer.get()):  # checked when set
+        _merge(merged, layer)
     _merge(merged, _check(overrides, "options()"))
     return Settings.model_validate(merged)
 
@@ -187,15 +190,6 @@ def inherit(settings: Mapping[str, Any]) -> None:
     """Adopt a parent task's settings: used by workers before running a task."""
     _inherited_layer.clear()
     _inherited_layer.update(_check(dict(settings), "the parent task's settings"))
-
-
-def _layers() -> Iterator[tuple[dict[str, Any], str]]:
-    file_layer, file_source = _project_file_layer(Path.cwd())
-    yield file_layer, file_source
-    yield _environment_layer(os.environ), "environment"
-    yield _inherited_layer, "the parent task's settings"
-    yield _process_layer, "configure()"
-    yield _scoped_layer.get(), "override()"
 
 
 def _project_file_layer(start: Path) -> tuple[dict[str, Any], str]:
