@@ -24,6 +24,7 @@ import cowaitlib as cw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import task_image  # noqa: E402  (bench/task_image.py)
 from tests import tasks_for_tests as t  # noqa: E402  (a module the image holds too)
 
 IMAGE = "cowaitlib-bench:latest"
@@ -34,13 +35,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--base-image", default="cowaitlib/python-base:3.11")
     args = parser.parse_args()
-    cw.build_image(
-        image=IMAGE,
-        base_image=args.base_image,
-        project_dir=ROOT,
-        requirements=["matplotlib"],
-        output=lambda line: None,
-    )
+    task_image.build(IMAGE, args.base_image)
     cw.configure(
         executor="docker",
         logs=False,

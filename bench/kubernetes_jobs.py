@@ -32,6 +32,7 @@ import cowaitlib as cw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import task_image  # noqa: E402  (bench/task_image.py)
 from tests import tasks_for_tests as t  # noqa: E402  (a module the image holds too)
 
 IMAGE = "cowaitlib-bench:bench"  # not :latest, which kubectl would always pull
@@ -78,13 +79,7 @@ def main() -> None:
     subprocess.run(
         ["kubectl", "--kubeconfig", config, "create", "namespace", NAMESPACE], capture_output=True
     )
-    cw.build_image(
-        image=IMAGE,
-        base_image=args.base_image,
-        project_dir=ROOT,
-        requirements=["matplotlib"],
-        output=lambda line: None,
-    )
+    task_image.build(IMAGE, args.base_image)
     cw.configure(
         executor="kubernetes",
         logs=False,
