@@ -1,6 +1,6 @@
 """Per-task overhead of the Docker executor against a bare `docker run`, side by side.
 
-    python3 scripts/dev.py bench-docker [--repeat 10]
+    python3 scripts/dev.py bench-docker [--repeat 20]
 
 Both start a fresh container of the same task image, one at a time:
   bare:      docker run --rm IMAGE python -c "print(1 + 1)"   (the docker CLI)
@@ -32,7 +32,7 @@ IMAGE = "cowaitlib-bench:latest"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--base-image", default="cowaitlib/python-base:3.11")
     args = parser.parse_args()
     task_image.build(IMAGE, args.base_image)

@@ -176,3 +176,25 @@ def sync_runs_a_child(x: int) -> int:
 @cw.task
 async def parent_of_a_failure() -> None:
     await fails(message="deep down")
+
+
+@cw.task
+def ends_without_newline(text: str) -> str:
+    """Output whose last line has no newline; the entry's own last line follows it."""
+    print(text, end="", flush=True)
+    return text
+
+
+@cw.task
+def forges_an_envelope(value: int) -> int:
+    """Prints a line that looks like an envelope for another task (it must be ignored)."""
+    print('<<cowaitlib-envelope>>{"version":1,"task_id":"someone-else","status":"ok","result":0}')
+    return value
+
+
+@cw.task
+def collector_state() -> dict[str, Any]:
+    """Whether the garbage collector is on while the task runs, and what it has frozen."""
+    import gc
+
+    return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}

@@ -71,6 +71,29 @@ async def test_output_streams_to_the_caller_prefixed(
     assert [f"[{handle.id}] line {i}" for i in range(3)] == [o for o in out if "line" in o]
 
 
+async def test_result_comes_back_whether_or_not_it_fits_the_log(
+    in_docker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Small envelopes come back as the log's last line, which the user never sees; a large one
+    # only in the result file copied out after exit. Either way the task's own output is intact.
+    handle = t.ends_without_newline(text="half a line")
+    assert await handle == "half a line"
+    forger = t.forges_an_envelope(value=7)
+    assert await forger == 7  # a look-alike line is output, not the envelope
+    frame = await t.returns_frame(rows=5000)  # an envelope far over the log line's limit
+    assert len(frame) == 5000 and frame["half"].iloc[-1] == 2499.5
+    out = capsys.readouterr().out
+    assert f"[{handle.id}] half a line\n" in out
+    envelope_lines = [line for line in out.splitlines() if "<<cowaitlib-envelope>>" in line]
+    assert len(envelope_lines) == 1 and envelope_lines[0].startswith(f"[{forger.id}] ")
+    assert "someone-else" in envelope_lines[0]
+
+
+async def test_the_task_runs_with_the_garbage_collector_on(in_docker: str) -> None:
+    state = await t.collector_state()  # off while the entry imports, on again for the task
+    assert state["enabled"] is True and state["frozen"] > 0
+
+
 async def test_failure_carries_the_remote_traceback(in_docker: str) -> None:
     with pytest.raises(cw.TaskError) as caught:
         await t.fails(message="in a box")

@@ -267,6 +267,20 @@ async def test_cancellation_deletes_the_job_and_its_pod(in_kube: Any) -> None:
     assert await gone(in_kube, handle)
 
 
+async def test_a_pod_deleted_by_someone_else_fails_the_task(in_kube: Any) -> None:
+    handle = t.sleeper(key="deleted", seconds=120)
+    with anyio.fail_after(90):
+        while not any(p.status.phase == "Running" for p in task_pods(in_kube, handle)):
+            await anyio.sleep(0.5)
+    for pod in task_pods(in_kube, handle):
+        in_kube.core.delete_namespaced_pod(pod.metadata.name, KUBE_NAMESPACE)
+    with anyio.fail_after(60), pytest.raises(cw.TaskError) as caught:
+        await handle
+    # The Job's own reason if it records one within 10 s of the pod going away, else PodDeleted.
+    assert caught.value.error_type in ("JobFailed", "PodDeleted")
+    assert await gone(in_kube, handle)
+
+
 async def test_unschedulable_pod_fails_after_the_grace(in_kube: Any) -> None:
     with pytest.raises(cw.TaskError) as caught:
         await t.add.options(

@@ -30,7 +30,6 @@ from .errors import (
     TaskExit,
     TaskTimeoutError,
 )
-from .kernel import kernel_pool
 from .notebook import NotebookRunner, NotebookTask, notebook
 from .task import FunctionTask, Task, TaskHandle, join, run, task
 
@@ -70,9 +69,10 @@ __all__ = [
     "task",
 ]
 
-#: Imported on first use: a notebook's `import cowaitlib` should not pay for image building or
-#: the Kubernetes executor (every notebook task imports cowaitlib in its kernel).
+#: Imported on first use: a notebook's `import cowaitlib` should not pay for image building,
+#: kernels or the Kubernetes executor (every task in a container or kernel imports cowaitlib).
 _LAZY = {
+    "kernel_pool": ".kernel",
     "build_image": ".images",
     "push_image": ".images",
     "kubernetes_rbac": ".executors.kubernetes",
@@ -96,5 +96,6 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .executors.kubernetes import kubernetes_rbac
     from .images import build_image, push_image
+    from .kernel import kernel_pool
 
 _context.install_ipython_exit_handler()

@@ -40,7 +40,8 @@ ExecutorName = Literal["inprocess", "docker", "kubernetes"]
 class DockerSettings(BaseModel):
     """How tasks run as local Docker containers, and how their image is built."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: a task that reads no settings does not pay for them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     image: str = Field("cowaitlib-task:latest", description="the image tasks run in")
     base_image: str = Field(
@@ -77,7 +78,8 @@ class DockerSettings(BaseModel):
 class KubernetesSettings(BaseModel):
     """How tasks run as Kubernetes Jobs. The image is the same task image as for Docker."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: a task that reads no settings does not pay for them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     namespace: str = Field("default", description="the namespace Jobs are created in")
     kubeconfig: str | None = Field(
@@ -115,7 +117,8 @@ class KubernetesSettings(BaseModel):
 class Settings(BaseModel):
     """Everything a user can set. Unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: a task that reads no settings does not pay for them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     executor: ExecutorName = Field("inprocess", description="where tasks run")
     timeout: PositiveFloat | None = Field(None, description="seconds a task may run in all")
@@ -131,8 +134,10 @@ class Settings(BaseModel):
     progress: bool | None = Field(
         None, description="show join progress; default: on in a terminal or notebook, off in CI"
     )
-    docker: DockerSettings = DockerSettings.model_validate({})
-    kubernetes: KubernetesSettings = KubernetesSettings.model_validate({})
+    docker: DockerSettings = Field(default_factory=lambda: DockerSettings.model_validate({}))
+    kubernetes: KubernetesSettings = Field(
+        default_factory=lambda: KubernetesSettings.model_validate({})
+    )
 
 
 # --- the layers ----------------------------------------------------------------------------
@@ -144,6 +149,7 @@ _scoped_layer: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     default={},  # noqa: B039 - never mutated, only replaced
 )
 _file_cache: dict[Path, tuple[dict[str, Any], str]] = {}
+_inherited_checked = True
 
 
 def current_settings(**overrides: Any) -> Settings:
@@ -151,6 +157,7 @@ def current_settings(**overrides: Any) -> Settings:
     from . import context
 
     context.current()  # in a task's own process: adopt the parent's settings first
+    _check_inherited()
     merged: dict[str, Any] = {}
     _merge(merged, _project_file_layer(Path.cwd())[0])  # checked when the files were read
     # The environment may change at any time, so it is checked each time it is read.
@@ -167,6 +174,12 @@ def configure(**settings: Any) -> None:
     _merge(_process_layer, settings)
 
 
+def check_options(options: Mapping[str, Any]) -> None:
+    """Fail now, naming the key, on a bad per-call option (`task.options(...)`)."""
+    if options:
+        _check(dict(options), "options()")
+
+
 def reset() -> None:
     """Forget `configure()` calls and cached files (for tests and long-lived processes)."""
     _process_layer.clear()
@@ -177,19 +190,37 @@ def reset() -> None:
 def override(**settings: Any) -> Iterator[Settings]:
     """Within the block (and tasks started in it), use these settings on top of the rest."""
     _check(settings, "override()")
+    with layered(settings):
+        yield current_settings()
+
+
+@contextlib.contextmanager
+def layered(settings: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, `settings` on top of the rest, unchecked: a task's own settings,
+    which were checked where the task was started."""
     layer = dict(_scoped_layer.get())
     _merge(layer, settings)
     token = _scoped_layer.set(layer)
     try:
-        yield current_settings()
+        yield
     finally:
         _scoped_layer.reset(token)
 
 
 def inherit(settings: Mapping[str, Any]) -> None:
-    """Adopt a parent task's settings: used by workers before running a task."""
+    """Adopt a parent task's settings: used by workers before running a task. They are checked
+    when first read, so that a task that reads no settings does not pay for building them."""
+    global _inherited_checked
     _inherited_layer.clear()
-    _inherited_layer.update(_check(dict(settings), "the parent task's settings"))
+    _inherited_layer.update(settings)
+    _inherited_checked = False
+
+
+def _check_inherited() -> None:
+    global _inherited_checked
+    if not _inherited_checked:
+        _check(_inherited_layer, "the parent task's settings")
+        _inherited_checked = True
 
 
 def _project_file_layer(start: Path) -> tuple[dict[str, Any], str]:

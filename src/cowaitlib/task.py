@@ -46,11 +46,11 @@ class Task(ABC, Generic[R]):
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self._options: dict[str, Any] = dict(options or {})
-        config.current_settings(**self._options)  # a bad option fails here, not at the call
+        config.check_options(self._options)  # a bad option fails here, not at the call
 
     def options(self, **options: Any) -> Task[R]:
         """This task with per-call settings (executor, timeout, ...) on top of the others."""
-        config.current_settings(**{**self._options, **options})  # fail now on a bad option
+        config.check_options(options)  # fail now on a bad option
         clone = copy.copy(self)
         clone._options = {**self._options, **options}
         return clone

@@ -74,7 +74,7 @@ async def _run_function(spec: TaskSpec, output: logs.TaskOutput | None) -> Resul
     ctx = context.TaskContext(spec=spec, inputs=inputs)
     capture = logs.capture(output) if output is not None else contextlib.nullcontext()
     # The task's own settings (with its per-call options) are what it and its children see.
-    with context.entered(ctx), config.override(**spec.settings), capture:
+    with context.entered(ctx), config.layered(spec.settings), capture:
         try:
             if inspect.iscoroutinefunction(fn):
                 value = await fn(**inputs)

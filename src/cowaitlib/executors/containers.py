@@ -3,6 +3,7 @@ spec as a task's container must see it."""
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path, PurePosixPath
 
 from ..config import Settings, project_root
@@ -16,6 +17,37 @@ OUTPUT_DIR = TASK_DIR / "output"
 ENTRY = ["python", "-m", "cowaitlib.entrypoint"]
 #: The environment variable a container's spec may travel in.
 SPEC_ENV = "_COWAITLIB_SPEC"
+
+#: Lines the entry prints after the task for the executor, not for the user: the result
+#: envelope, and (Kubernetes) executed notebooks. Executors keep them out of the task's output.
+MARK = "<<cowaitlib-"
+ENVELOPE_MARK = MARK + "envelope>>"
+NOTEBOOK_MARK = MARK + "notebook "
+
+
+class LogLines:
+    """A container's log, fed in chunks as they arrive, handed back in whole lines.
+
+    A chunk may end mid-line or mid-character. A mark is split off the line it is on: a task
+    whose last output had no newline leaves the entry's mark at the end of that line.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        *lines, self._partial = (self._partial + self._decoder.decode(chunk)).split("\n")
+        return [part for line in lines for part in _split_mark(line)]
+
+    def close(self) -> list[str]:
+        rest, self._partial = self._partial + self._decoder.decode(b"", final=True), ""
+        return _split_mark(rest) if rest else []
+
+
+def _split_mark(line: str) -> list[str]:
+    at = line.find(MARK)
+    return [line] if at <= 0 else [line[:at], line[at:]]
 
 
 def host_project_dir(settings: Settings) -> Path:

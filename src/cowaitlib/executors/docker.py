@@ -1,10 +1,12 @@
 """Tasks as containers on the local Docker engine, through the official `docker` SDK.
 
-One container per task. The spec is copied into the container before it starts, the container
-runs `python -m cowaitlib.entrypoint`, and after it exits the result envelope (and any executed
-notebook) is copied back out: nothing is read from a stream that could be cut, and the caller
-needs no network path into the container. Output streams to the caller while it runs. The
-container is removed once its result is read, and on cancellation, whatever cancels.
+One container per task. The spec rides in the container's environment (copied in as a file
+when large), and the container runs `python -m cowaitlib.entrypoint`. The entry writes the
+result envelope to a file and, when small, prints it as the log's last line: the caller takes
+it from there, and copies the file out of the stopped container when that line is missing or
+cut, so the result never depends on the stream. Executed notebooks are copied out after exit.
+The caller needs no network path into the container. Output streams to the caller while it
+runs. The container is removed once its result is read, and on cancellation, whatever cancels.
 
 Paths are rewritten on the way in (see `containers`); executed notebooks are copied from the
 container to the caller's `output_dir`.
@@ -31,10 +33,12 @@ from ..spec import ResultEnvelope, TaskSpec
 from ..worker import failure
 from .containers import (
     ENTRY,
+    ENVELOPE_MARK,
     OUTPUT_DIR,
     PROJECT,
     SPEC_ENV,
     TASK_DIR,
+    LogLines,
     container_spec,
     host_project_dir,
 )
@@ -145,6 +149,8 @@ class ContainerRun:
         # A small spec rides in the environment (one API call fewer); a large one is copied in.
         self.spec_in_env = len(inner.model_dump_json()) <= 64 * 1024
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        #: The envelope the entry printed as the log's last line, when it fits there.
+        self.logged_envelope: ResultEnvelope | None = None
 
     async def execute(self) -> ResultEnvelope:
         docker = sdk()
@@ -259,16 +265,30 @@ class ContainerRun:
         return arguments
 
     def pump_logs(self) -> None:
+        lines = LogLines()
         for chunk in self.container.logs(stream=True, follow=True):
-            text = chunk.decode("utf-8", errors="replace")
-            self.output.write("stdout", text)
-            self.log_tail.extend(text.splitlines())
+            for line in lines.feed(chunk):
+                self.log_line(line)
+        for line in lines.close():
+            self.log_line(line)
+
+    def log_line(self, line: str) -> None:
+        if line.startswith(ENVELOPE_MARK):
+            envelope = self.envelope_in(line[len(ENVELOPE_MARK) :])
+            if envelope is not None:
+                self.logged_envelope = envelope
+                return
+        self.log_tail.append(line)
+        self.output.write("stdout", line + "\n")
 
     def collect(self, exit_status: dict[str, Any]) -> ResultEnvelope:
-        saved = self.copy_out_notebooks() if self.spec.kind == "notebook" else {}
-        result = _read_file(self.container, RESULT_FILE)
+        envelope = self.logged_envelope
+        saved: dict[str, str] = {}
+        if envelope is None or self.spec.kind == "notebook":
+            result, saved = self.copy_out()
+            envelope = None if result is None else ResultEnvelope.model_validate_json(result)
         tail = "\n".join(self.log_tail)
-        if result is not None and ResultEnvelope.model_validate_json(result).status == "ok":
+        if envelope is not None and envelope.status == "ok":
             state: dict[str, Any] = {}  # it went well: no need to ask how the container ended
         else:
             self.container.reload()
@@ -282,7 +302,7 @@ class ContainerRun:
                 traceback=tail,
                 message=f"the task's container ran out of memory (limit {limit}) and was killed",
             )
-        if result is None:
+        if envelope is None:
             code = exit_status.get("StatusCode")
             return failure(
                 self.spec,
@@ -292,32 +312,40 @@ class ContainerRun:
                 message=f"the task's container exited with code {code} without a result; "
                 "its last output is below",
             )
-        envelope = ResultEnvelope.model_validate_json(result)
         if envelope.output_notebook is not None:
             name = PurePosixPath(envelope.output_notebook).name
             envelope = envelope.model_copy(update={"output_notebook": saved.get(name)})
         return envelope
 
-    def copy_out_notebooks(self) -> dict[str, str]:
-        """Executed notebooks from the container into the caller's output folder."""
-        docker = sdk()
+    def envelope_in(self, text: str) -> ResultEnvelope | None:
+        """This task's envelope, if `text` is one (a cut or look-alike line is output)."""
         try:
-            stream, _ = self.container.get_archive(str(OUTPUT_DIR))
-        except docker.errors.NotFound:
-            return {}
-        saved = {}
+            envelope = ResultEnvelope.model_validate_json(text)
+        except ValueError:
+            return None
+        return envelope if envelope.task_id == self.inner.id else None
+
+    def copy_out(self) -> tuple[str | None, dict[str, str]]:
+        """The result file, and executed notebooks saved into the caller's output folder."""
+        try:
+            stream, _ = self.container.get_archive(str(TASK_DIR))
+        except sdk().errors.NotFound:
+            return None, {}
+        result, saved = None, {}
         target = Path(self.settings.output_dir)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
             for member in archive.getmembers():
-                if member.isfile() and member.name.endswith(".ipynb"):
-                    data = archive.extractfile(member)
-                    if data is None:
-                        continue
-                    name = PurePosixPath(member.name).name
+                path = PurePosixPath("/", member.name)
+                data = archive.extractfile(member) if member.isfile() else None
+                if data is None:
+                    continue
+                if path == RESULT_FILE:
+                    result = data.read().decode()
+                elif path.parent == OUTPUT_DIR and path.suffix == ".ipynb":
                     target.mkdir(parents=True, exist_ok=True)
-                    (target / name).write_bytes(data.read())
-                    saved[name] = str(target / name)
-        return saved
+                    (target / path.name).write_bytes(data.read())
+                    saved[path.name] = str(target / path.name)
+        return result, saved
 
     def image_missing(self, exc: Exception) -> ResultEnvelope:
         image = self.settings.docker.image
@@ -355,17 +383,6 @@ def _spec_archive(spec: TaskSpec) -> bytes:
         info.size, info.mode = len(data), 0o644
         archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def _read_file(container: Any, path: PurePosixPath) -> str | None:
-    docker = sdk()
-    try:
-        stream, _ = container.get_archive(str(path))
-    except docker.errors.NotFound:
-        return None
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-        member = archive.extractfile(archive.getmembers()[0])
-        return None if member is None else member.read().decode()
 
 
 def _short(exc: Exception) -> str:

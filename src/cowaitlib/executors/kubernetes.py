@@ -41,13 +41,20 @@ from ..errors import ExecutorUnavailable
 from ..logs import TaskOutput
 from ..spec import ResultEnvelope, TaskSpec
 from ..worker import failure, run_in_this_process
-from .containers import ENTRY, OUTPUT_DIR, PROJECT, SPEC_ENV, container_spec
+from .containers import (
+    ENTRY,
+    ENVELOPE_MARK,
+    MARK,
+    NOTEBOOK_MARK,
+    OUTPUT_DIR,
+    PROJECT,
+    SPEC_ENV,
+    LogLines,
+    container_spec,
+)
 
 TERMINATION_LOG = Path("/dev/termination-log")
 TERMINATION_LIMIT = 3800  # the kubelet keeps at most 4096 bytes
-MARK = "<<cowaitlib-"
-ENVELOPE_MARK = MARK + "envelope>>"
-NOTEBOOK_MARK = MARK + "notebook "
 ENVELOPE_IN_LOG = "cowaitlib:envelope-in-log"
 LABEL = "cowaitlib.io/"
 TASK_LABEL = LABEL + "task-id"
@@ -512,14 +519,13 @@ class JobRun:
             _preload_content=False,
             _request_timeout=(10, 24 * 3600),
         )
-        partial = ""
+        lines = LogLines()
         try:
             for chunk in response.stream(65536):
-                *lines, partial = (partial + chunk.decode("utf-8", errors="replace")).split("\n")
-                for line in lines:
+                for line in lines.feed(chunk):
                     self._log_line(line)
-            if partial:
-                self._log_line(partial)
+            for line in lines.close():
+                self._log_line(line)
         finally:
             response.release_conn()
         self.log_complete = True
@@ -529,7 +535,10 @@ class JobRun:
         text = self.cluster.core.read_namespaced_pod_log(
             pod_name, self.namespace, container=CONTAINER, _request_timeout=60
         )
-        self.marks = [line for line in text.splitlines() if line.startswith(MARK)]
+        lines = LogLines()
+        self.marks = [
+            line for line in [*lines.feed(text.encode()), *lines.close()] if line.startswith(MARK)
+        ]
 
     def _log_line(self, line: str) -> None:
         if line.startswith(MARK):
@@ -606,22 +615,27 @@ class JobRun:
         return self.fail("JobRefused", f"the API server refused the Job: {_short(exc)}{hint}")
 
     async def pod_went_away(self) -> ResultEnvelope:
-        """The pod is being deleted before it finished: the Job's own status says why."""
-        job = await anyio.to_thread.run_sync(
-            lambda: self.cluster.batch.read_namespaced_job(
-                self.name, self.namespace, _request_timeout=30
-            )
-        )
-        for condition in job.status.conditions or []:
-            if condition.type == "Failed" and condition.reason == "DeadlineExceeded":
-                return self.fail(
-                    "DeadlineExceeded",
-                    f"did not finish within its timeout of "
-                    f"{self.settings.timeout:g} s (the Job's deadline) and was stopped",
-                    kind="timeout",
+        """The pod is being deleted before it finished: the Job's own status says why. The Job
+        controller deletes the pod first and records why just after (`FailureTarget`, then
+        `Failed` once the pod is gone), so the Job is asked a few times."""
+        for _ in range(20):
+            job = await anyio.to_thread.run_sync(
+                lambda: self.cluster.batch.read_namespaced_job(
+                    self.name, self.namespace, _request_timeout=30
                 )
-            if condition.type == "Failed":
+            )
+            for condition in job.status.conditions or []:
+                if condition.type not in ("Failed", "FailureTarget"):
+                    continue
+                if condition.reason == "DeadlineExceeded":
+                    return self.fail(
+                        "DeadlineExceeded",
+                        f"did not finish within its timeout of "
+                        f"{self.settings.timeout:g} s (the Job's deadline) and was stopped",
+                        kind="timeout",
+                    )
                 return self.fail("JobFailed", f"{condition.reason}: {condition.message}")
+            await anyio.sleep(0.5)
         return self.fail("PodDeleted", "the task's pod was deleted before it finished")
 
     async def no_pod(self) -> ResultEnvelope:
