@@ -198,3 +198,11 @@ def collector_state() -> dict[str, Any]:
     import gc
 
     return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+
+
+@cw.task
+def pod_namespace() -> str:
+    """The namespace of the pod this task runs in."""
+    from pathlib import Path
+
+    return Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()

@@ -322,6 +322,39 @@ def test_unreachable_api_server_is_a_clear_error(tmp_path: Path) -> None:
         cw.run(t.add(a=1))
 
 
+def test_namespace_defaults_to_the_kubeconfig_context(tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: plain\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: x}}]\n"
+        "contexts: [{name: plain, context: {cluster: c, user: u}},\n"
+        "           {name: team, context: {cluster: c, user: u, namespace: team-a}}]\n"
+    )
+    settings = cw.Settings.model_validate({"kubernetes": {"kubeconfig": str(config)}}).kubernetes
+    assert kube_executor.Cluster(settings).namespace == "default"
+    team = settings.model_copy(update={"context": "team"})
+    assert kube_executor.Cluster(team).namespace == "team-a"
+
+
+async def test_jobs_go_to_the_context_namespace_when_none_is_set(
+    task_image: str, kube: Any, tmp_path: Path
+) -> None:
+    import yaml
+
+    document = yaml.safe_load(Path(KUBECONFIG).read_text())
+    for context in document["contexts"]:
+        context["context"]["namespace"] = KUBE_NAMESPACE
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump(document))
+    cw.configure(
+        executor="kubernetes",
+        docker={"image": task_image, "project_dir": str(ROOT)},
+        kubernetes={"kubeconfig": str(config)},
+    )
+    assert await t.pod_namespace() == KUBE_NAMESPACE
+
+
 def test_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 

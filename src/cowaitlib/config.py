@@ -81,7 +81,11 @@ class KubernetesSettings(BaseModel):
     # Built on first use: a task that reads no settings does not pay for them.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    namespace: str = Field("default", description="the namespace Jobs are created in")
+    namespace: str | None = Field(
+        None,
+        description="the namespace Jobs are created in (default: the kubeconfig context's "
+        "namespace; in a pod, the pod's own; else 'default')",
+    )
     kubeconfig: str | None = Field(
         None,
         description="kubeconfig file (default: in a pod, its service account; else KUBECONFIG "

@@ -119,12 +119,14 @@ class Cluster:
         try:
             if in_cluster:
                 k8s.config.load_incluster_config(client_configuration=configuration)
+                self.namespace = _pod_namespace()  # where Jobs go if no namespace is set
             else:
                 k8s.config.load_kube_config(
                     config_file=settings.kubeconfig,
                     context=settings.context,
                     client_configuration=configuration,
                 )
+                self.namespace = _context_namespace(settings)
         except (k8s.config.ConfigException, OSError) as exc:
             where = settings.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise ExecutorUnavailable(
@@ -150,6 +152,19 @@ class Cluster:
             f"cannot reach the Kubernetes API server at {self.host} ({_short(exc)}); is the "
             "cluster running, and is the kubeconfig right?"
         )
+
+
+def _pod_namespace() -> str:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.is_file() else "default"
+
+
+def _context_namespace(settings: KubernetesSettings) -> str:
+    """The namespace of the kubeconfig context in use (as `kubectl` would use), or 'default'."""
+    contexts, current = sdk().config.list_kube_config_contexts(settings.kubeconfig)
+    name = settings.context or current["name"]
+    context = next((c for c in contexts if c["name"] == name), current)
+    return str(context.get("context", {}).get("namespace") or "default")
 
 
 _clusters: dict[tuple[str | None, str | None], Cluster] = {}
@@ -328,7 +343,7 @@ class JobRun:
         self.name = job_name(self.spec)
         self.key = label_value(self.spec.id)
         self.config = self.settings.kubernetes
-        self.namespace = self.config.namespace
+        self.namespace = self.config.namespace or self.cluster.namespace
 
     async def execute(self) -> ResultEnvelope:
         k8s = sdk()
