@@ -3,9 +3,13 @@ leave a kernel process behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +168,43 @@ def fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def no_leaked_kernels() -> Iterator[None]:
     yield
     assert child_kernels() == [], "a kernel process outlived its task"
+
+
+def interrupt_script_mid_task(
+    settings: dict[str, Any], running: Callable[[str], bool], tmp_path: Path
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Ctrl-C, for real: a script runs a long task with `settings`; once `running(task_id)`
+    holds, the script gets SIGINT. Returns the task id and how the script ended."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import cowaitlib as cw\n"
+        "from tests import tasks_for_tests as t\n"
+        f"cw.configure(**json.loads({json.dumps(settings)!r}))\n"
+        "handle = t.sleeper(key='interrupted', seconds=120)\n"
+        "print(handle.id, flush=True)\n"
+        "cw.run(handle)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        task_id = process.stdout.readline().strip()
+        deadline = time.monotonic() + 90
+        while not running(task_id):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"task {task_id} never got running"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return task_id, subprocess.CompletedProcess(process.args, process.returncode, out, err)

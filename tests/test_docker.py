@@ -16,7 +16,7 @@ import pytest
 import cowaitlib as cw
 from cowaitlib.executors import docker as docker_executor
 from tests import tasks_for_tests as t
-from tests.conftest import NOTEBOOKS, REGISTRY, ROOT, TASK_LABEL
+from tests.conftest import NOTEBOOKS, REGISTRY, ROOT, TASK_LABEL, interrupt_script_mid_task
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 EXAMPLE = ROOT / "examples" / "volume"
@@ -180,6 +180,22 @@ async def test_cancellation_stops_and_removes_the_container(
     with anyio.move_on_after(1):
         await handle
     assert task_containers(docker_client, handle.id) == []
+
+
+def test_ctrl_c_stops_and_removes_the_container(
+    task_image: str, docker_client: Any, tmp_path: Path
+) -> None:
+    settings = {
+        "executor": "docker",
+        "docker": {"image": task_image, "project_dir": str(ROOT), "pull": "never"},
+    }
+
+    def running(task_id: str) -> bool:
+        return any(c.status == "running" for c in task_containers(docker_client, task_id))
+
+    task_id, ended = interrupt_script_mid_task(settings, running, tmp_path)
+    assert ended.returncode != 0 and "KeyboardInterrupt" in ended.stderr, ended.stderr
+    assert task_containers(docker_client, task_id) == []  # removed before the script ended
 
 
 async def test_timeout_removes_the_container(in_docker: str, docker_client: Any) -> None:

@@ -21,6 +21,7 @@ from tests.conftest import (
     NOTEBOOKS,
     REGISTRY,
     ROOT,
+    interrupt_script_mid_task,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.kubernetes]
@@ -57,19 +58,19 @@ def rbac_applied(kube: Any) -> str:
     return SERVICE_ACCOUNT
 
 
-def task_pods(kube: Any, handle: cw.TaskHandle[Any]) -> list[Any]:
-    key = kube_executor.label_value(handle.id)
+def task_pods(kube: Any, task: cw.TaskHandle[Any] | str) -> list[Any]:
+    key = kube_executor.label_value(task if isinstance(task, str) else task.id)
     return kube.core.list_namespaced_pod(KUBE_NAMESPACE, label_selector=f"{KUBE_LABEL}={key}").items
 
 
-def task_jobs(kube: Any, handle: cw.TaskHandle[Any]) -> list[Any]:
-    key = kube_executor.label_value(handle.id)
+def task_jobs(kube: Any, task: cw.TaskHandle[Any] | str) -> list[Any]:
+    key = kube_executor.label_value(task if isinstance(task, str) else task.id)
     return kube.batch.list_namespaced_job(
         KUBE_NAMESPACE, label_selector=f"{KUBE_LABEL}={key}"
     ).items
 
 
-async def gone(kube: Any, handle: cw.TaskHandle[Any], within: float = 90) -> bool:
+async def gone(kube: Any, handle: cw.TaskHandle[Any] | str, within: float = 90) -> bool:
     with anyio.move_on_after(within):
         while task_jobs(kube, handle) or task_pods(kube, handle):
             await anyio.sleep(1)
@@ -265,6 +266,22 @@ async def test_cancellation_deletes_the_job_and_its_pod(in_kube: Any) -> None:
     with anyio.move_on_after(0.5):
         await handle
     assert await gone(in_kube, handle)
+
+
+async def test_ctrl_c_deletes_the_job(task_image: str, kube: Any, tmp_path: Path) -> None:
+    settings = {
+        "executor": "kubernetes",
+        "docker": {"image": task_image, "project_dir": str(ROOT)},
+        "kubernetes": {"kubeconfig": KUBECONFIG, "namespace": KUBE_NAMESPACE},
+    }
+
+    def running(task_id: str) -> bool:
+        return any(p.status.phase == "Running" for p in task_pods(kube, task_id))
+
+    task_id, ended = interrupt_script_mid_task(settings, running, tmp_path)
+    assert ended.returncode != 0 and "KeyboardInterrupt" in ended.stderr, ended.stderr
+    assert task_jobs(kube, task_id) == []  # deleted before the script ended
+    assert await gone(kube, task_id)  # and its pod follows
 
 
 async def test_a_pod_deleted_by_someone_else_fails_the_task(in_kube: Any) -> None:
