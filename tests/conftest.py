@@ -110,6 +110,49 @@ def registry() -> str:
     return REGISTRY
 
 
+@pytest.fixture
+def registry_requiring_login(tmp_path: Path) -> Iterator[str]:
+    """A second real registry (the same docker-registry as infra/ installs) that wants a login
+    nobody here has: what pushing to a private registry without `docker login` meets."""
+    import shutil
+    import socket
+    import urllib.error
+    import urllib.request
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        missing_infrastructure("docker-registry (infra/registry-up.sh installs it)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    (tmp_path / "htpasswd").write_text("someone:$2y$05$" + "x" * 53 + "\n")  # never matches
+    (tmp_path / "config.yml").write_text(
+        f"version: 0.1\nlog: {{level: error}}\nhttp: {{addr: '{address}'}}\n"
+        f"storage: {{filesystem: {{rootdirectory: '{tmp_path / 'data'}'}}}}\n"
+        f"auth: {{htpasswd: {{realm: cowaitlib-test, path: '{tmp_path / 'htpasswd'}'}}}}\n"
+    )
+    server = subprocess.Popen(
+        [str(binary), "serve", str(tmp_path / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{address}/v2/", timeout=2)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401, exc
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no registry"
+                time.sleep(0.1)
+        yield address
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def task_image(docker_client: Any, base_image: str) -> str:
     """The project's task image, built once per session (cached layers make rebuilds quick)."""

@@ -309,6 +309,23 @@ def test_push_to_an_unreachable_registry_says_so(task_image: str, docker_client:
         docker_client.images.remove(name)
 
 
+def test_push_without_a_login_says_to_log_in(
+    task_image: str, docker_client: Any, registry_requiring_login: str
+) -> None:
+    name = f"{registry_requiring_login}/cowaitlib-test:private"
+    docker_client.images.get(task_image).tag(name)
+    try:
+        with pytest.raises(cw.ImageError) as caught:
+            cw.push_image(name, output=lambda line: None)
+    finally:
+        docker_client.images.remove(name)
+    message = str(caught.value)
+    assert message.startswith(f"pushing {name} failed: ")
+    assert message.endswith(
+        f"log in to {registry_requiring_login} first (docker login {registry_requiring_login})"
+    )
+
+
 async def test_a_container_that_cannot_start_is_a_task_error(in_docker: str) -> None:
     with pytest.raises(cw.TaskError) as caught:
         await t.add.options(docker={"network": "cowaitlib-no-such-network"})(a=1)

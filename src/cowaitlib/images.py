@@ -162,7 +162,9 @@ def push_image(image: str | None = None, *, output: Printer | None = None) -> st
 
 def _push_error(image: str, registry: str, detail: str) -> str:
     lowered = detail.lower()
-    if any(word in lowered for word in ("unauthorized", "denied", "authentication")):
+    # "unauthorized: authentication required", "denied: requested access to the resource is
+    # denied", "no basic auth credentials" (a registry that wants a login nobody gave)
+    if any(word in lowered for word in ("unauthorized", "denied", "authentication", "auth cred")):
         hint = f"log in to {registry} first (docker login {registry})"
     elif any(
         word in lowered
