@@ -206,3 +206,29 @@ def pod_namespace() -> str:
     from pathlib import Path
 
     return Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
+
+
+@cw.task
+def container_view() -> dict[str, Any]:
+    """What a task sees of its container's settings: environment, a mounted folder, its CPU and
+    memory limits (cgroup v2 or v1) and its address."""
+    import os
+    import socket
+    from pathlib import Path
+
+    cgroup = Path("/sys/fs/cgroup")
+    if (cgroup / "cpu.max").exists():
+        quota, period = (cgroup / "cpu.max").read_text().split()
+        memory = (cgroup / "memory.max").read_text().strip()
+    else:
+        quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        memory = (cgroup / "memory" / "memory.limit_in_bytes").read_text().strip()
+    mounted = Path("/mnt/host/hello.txt")
+    return {
+        "greeting": os.environ.get("GREETING"),
+        "mounted": mounted.read_text() if mounted.exists() else None,
+        "cpus": int(quota) / int(period),
+        "memory": int(memory),
+        "address": socket.gethostbyname(socket.gethostname()),
+    }

@@ -94,6 +94,32 @@ async def test_the_task_runs_with_the_garbage_collector_on(in_docker: str) -> No
     assert state["enabled"] is True and state["frozen"] > 0
 
 
+async def test_limits_env_volumes_and_network_reach_the_container(
+    in_docker: str, docker_client: Any, tmp_path: Path
+) -> None:
+    import ipaddress
+
+    (tmp_path / "hello.txt").write_text("from the host")
+    network = docker_client.networks.create(f"cowaitlib-test-{uuid.uuid4().hex[:8]}")
+    try:
+        view = await t.container_view.options(
+            docker={
+                "cpus": 0.5,
+                "memory": "256m",
+                "env": {"GREETING": "hi"},
+                "volumes": [f"{tmp_path}:/mnt/host:ro"],
+                "network": network.name,
+            }
+        )()
+        network.reload()
+        subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
+    finally:
+        network.remove()
+    assert view["greeting"] == "hi" and view["mounted"] == "from the host"
+    assert view["cpus"] == 0.5 and view["memory"] == 256 * 1024 * 1024
+    assert ipaddress.ip_address(view["address"]) in ipaddress.ip_network(subnet)
+
+
 async def test_failure_carries_the_remote_traceback(in_docker: str) -> None:
     with pytest.raises(cw.TaskError) as caught:
         await t.fails(message="in a box")
