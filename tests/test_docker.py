@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import uuid
@@ -280,6 +281,65 @@ async def test_dev_mount_sees_local_edits_without_a_rebuild(in_docker: str, tmp_
 
 
 # --- images -------------------------------------------------------------------------------
+
+
+def test_build_with_cowaitlib_from_a_package_index(
+    base_image: str, docker_client: Any, tmp_path: Path
+) -> None:
+    """cowaitlib_from="index": cowaitlib comes from the package index pip is pointed at (here a
+    real PEP 503 index over HTTP holding a wheel of this checkout), not from the checkout."""
+    import functools
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    from cowaitlib import __version__
+
+    folder = tmp_path / "index" / "simple" / "cowaitlib"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(ROOT)],
+        check=True,
+    )
+    wheel = next(folder.glob("cowaitlib-*.whl")).name
+    (folder / "index.html").write_text(f'<a href="{wheel}">{wheel}</a>\n')
+    fetched: list[str] = []
+
+    class Index(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            fetched.append(self.path)
+
+    handler = functools.partial(Index, directory=str(tmp_path / "index"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = f"cowaitlib-test-index:{uuid.uuid4().hex[:8]}"
+    log: list[str] = []
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PIP_EXTRA_INDEX_URL", f"http://127.0.0.1:{server.server_port}/simple")
+            cw.build_image(
+                image=name,
+                base_image=base_image,
+                project_dir=ROOT,
+                requirements=["matplotlib"],
+                cowaitlib_from="index",
+                output=log.append,
+            )
+        assert f"/simple/cowaitlib/{wheel}" in fetched
+        assert not any(line.startswith("packing cowaitlib") for line in log)
+        installed = docker_client.containers.run(
+            name,
+            ["python", "-c", "import importlib.metadata as m; print(m.version('cowaitlib'))"],
+            remove=True,
+        )
+        assert installed.decode().strip() == __version__
+        with cw.override(executor="docker", docker={"image": name, "pull": "never"}):
+            assert cw.run(t.add(a=20, b=22)) == 42
+    finally:
+        server.shutdown()
+        server.server_close()
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(name)
 
 
 def test_build_push_remove_then_run_pulls_from_the_registry(

@@ -87,10 +87,8 @@ def build_image(
     python, platforms = _base_python(docker_client, base_image, say)
     with tempfile.TemporaryDirectory(prefix="cowaitlib-build-") as scratch:
         context = Path(scratch)
-        wheels, ours = _wheelhouse(
-            context, python, platforms, requirements, project, cowaitlib_from, say
-        )
-        dockerfile = _dockerfile(base_image, wheels, ours)
+        ours = _wheelhouse(context, python, platforms, requirements, project, cowaitlib_from, say)
+        dockerfile = _dockerfile(base_image, ours)
         archive = _context_archive(project, context, dockerfile)
         say(f"building {image} from {base_image} with project {project}")
         previous = _image_id(docker_client, image)
@@ -240,8 +238,9 @@ def _wheelhouse(
     project: Path,
     cowaitlib_from: str,
     say: Printer,
-) -> tuple[list[str], str]:
-    """Fill context/wheels; return the requirement lines to install and cowaitlib's spec."""
+) -> str:
+    """Fill context/deps (dependencies, with context/requirements.txt) and context/wheels
+    (cowaitlib); return the name of cowaitlib's wheel."""
     wheels = context / "wheels"
     deps = context / "deps"
     wheels.mkdir()
@@ -262,13 +261,10 @@ def _wheelhouse(
             [*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(source)],
             env={"SOURCE_DATE_EPOCH": "315532800"},
         )
-        ours_wheel = next(wheels.glob("cowaitlib-*.whl"))
-        ours = f"{ours_wheel.name}"
-        wanted = [f"{ours_wheel}[{EXTRAS}]", *lines]
+        wanted = [f"{next(wheels.glob('cowaitlib-*.whl'))}[{EXTRAS}]", *lines]
     else:
         from . import __version__
 
-        ours = f"cowaitlib=={__version__}"
         wanted = [f"cowaitlib[{EXTRAS}]=={__version__}", *lines]
     cache = WHEELHOUSE / f"py{python}-{platforms[0]}"
     cache.mkdir(parents=True, exist_ok=True)
@@ -292,13 +288,18 @@ def _wheelhouse(
             *wanted,
         ]
     )
-    for wheel in deps.iterdir():
-        if source is not None and wheel.name.startswith("cowaitlib-"):
-            wheel.unlink()  # ours goes in a layer of its own (wheels/)
+    for wheel in list(deps.iterdir()):
+        if wheel.name.startswith("cowaitlib-"):
+            # cowaitlib goes in a layer of its own (wheels/), never cached: it is either this
+            # checkout (packed above) or whatever the index holds now.
+            if source is None:
+                shutil.move(wheel, wheels / wheel.name)
+            else:
+                wheel.unlink()
         elif not (cache / wheel.name).exists():
             shutil.copy2(wheel, cache / wheel.name)
     (context / "requirements.txt").write_text("\n".join(lines) + "\n")
-    return lines, ours
+    return next(wheels.glob("cowaitlib-*.whl")).name
 
 
 def _requirement_lines(requirements: Any, project: Path) -> list[str]:
@@ -333,14 +334,9 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> None:
         raise ImageError(f"{' '.join(command[2:5])} ... failed:\n{done.stderr.strip()}")
 
 
-def _dockerfile(base_image: str, requirements: list[str], ours: str) -> str:
+def _dockerfile(base_image: str, ours: str) -> str:
     install = "python3 -m pip install --no-cache-dir --no-index --find-links /tmp/cw/deps"
-    local = not ours.startswith("cowaitlib==")
-    ours_install = (
-        f"{install} --find-links /tmp/cw/wheels '/tmp/cw/wheels/{ours}[{EXTRAS}]'"
-        if local
-        else f"{install} 'cowaitlib[{EXTRAS}]'"
-    )
+    ours_install = f"{install} '/tmp/cw/wheels/{ours}[{EXTRAS}]'"
     return "\n".join(
         [
             f"FROM {base_image}",
