@@ -90,6 +90,19 @@ async def test_result_comes_back_whether_or_not_it_fits_the_log(
     assert "someone-else" in envelope_lines[0]
 
 
+async def test_a_log_line_longer_than_the_engine_splits_comes_back_whole(
+    in_docker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine cuts log lines into 16 KiB pieces; a 43 KB envelope must be joined again, and
+    # taken from the log: the copy out of the container is not needed (and here would fail).
+    def no_copy(self: Any) -> Any:
+        raise AssertionError("the result should have come from the log")
+
+    monkeypatch.setattr(docker_executor.ContainerRun, "copy_out", no_copy)
+    frame = await t.returns_frame(rows=2000)
+    assert len(frame) == 2000 and frame["half"].iloc[-1] == 999.5
+
+
 async def test_the_task_runs_with_the_garbage_collector_on(in_docker: str) -> None:
     state = await t.collector_state()  # off while the entry imports, on again for the task
     assert state["enabled"] is True and state["frozen"] > 0
