@@ -168,7 +168,8 @@ def current_settings(**overrides: Any) -> Settings:
     _merge(merged, _check(_environment_layer(os.environ), "environment"))
     for layer in (_inherited_layer, _process_layer, _scoped_layer.get()):  # checked when set
         _merge(merged, layer)
-    _merge(merged, _check(overrides, "options()"))
+    check_options(overrides)
+    _merge(merged, overrides)
     return Settings.model_validate(merged)
 
 

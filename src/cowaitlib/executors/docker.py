@@ -81,11 +81,7 @@ def client() -> Any:
             except docker.errors.DockerException as exc:
                 if candidate is not None:
                     candidate.close()
-                raise ExecutorUnavailable(
-                    f"cannot reach the Docker engine ({exc}). Is it running? Start it (for "
-                    "example `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST "
-                    "at it."
-                ) from None
+                raise _engine_unreachable(str(exc)) from None
             _client = candidate
     return _client
 
@@ -101,10 +97,14 @@ def _check_socket_exists() -> None:
                 "this task runs in a container without the Docker socket, so it cannot start "
                 "child containers: set docker.mount_docker_socket=True (see its security note)"
             )
-        raise ExecutorUnavailable(
-            f"cannot reach the Docker engine (no socket at {host}). Is it running? Start it (for "
-            "example `sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at it."
-        )
+        raise _engine_unreachable(f"no socket at {host}")
+
+
+def _engine_unreachable(detail: str) -> ExecutorUnavailable:
+    return ExecutorUnavailable(
+        f"cannot reach the Docker engine ({detail}). Is it running? Start it (for example "
+        "`sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at it."
+    )
 
 
 class PullFailed(Exception):
@@ -146,8 +146,9 @@ class ContainerRun:
         self.settings = settings
         self.output = output
         self.container: Any = None
+        self.spec_json = inner.model_dump_json()  # as the container gets it
         # A small spec rides in the environment (one API call fewer); a large one is copied in.
-        self.spec_in_env = len(inner.model_dump_json()) <= 64 * 1024
+        self.spec_in_env = len(self.spec_json) <= 64 * 1024
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         #: The envelope the entry printed as the log's last line, when it fits there.
         self.logged_envelope: ResultEnvelope | None = None
@@ -169,7 +170,7 @@ class ContainerRun:
         try:
             if not self.spec_in_env:
                 await anyio.to_thread.run_sync(
-                    self.container.put_archive, "/", _spec_archive(self.inner)
+                    self.container.put_archive, "/", _spec_archive(self.spec_json)
                 )
             await anyio.to_thread.run_sync(self.container.start)
         except docker.errors.APIError as exc:  # e.g. a network or volume that does not exist
@@ -227,7 +228,7 @@ class ContainerRun:
         config = self.settings.docker
         environment = {"PYTHONUNBUFFERED": "1", **config.env}
         if self.spec_in_env:
-            environment[SPEC_ENV] = self.inner.model_dump_json()
+            environment[SPEC_ENV] = self.spec_json
         host_project = _engine_side_project_dir(self.settings)
         environment[HOST_PROJECT_ENV] = str(host_project)
         volumes = list(config.volumes)
@@ -372,9 +373,9 @@ def _engine_side_project_dir(settings: Settings) -> Path:
     return Path(outer) if outer else host_project_dir(settings)
 
 
-def _spec_archive(spec: TaskSpec) -> bytes:
+def _spec_archive(spec_json: str) -> bytes:
     buffer = io.BytesIO()
-    data = spec.model_dump_json().encode()
+    data = spec_json.encode()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         folder = tarfile.TarInfo(str(TASK_DIR).lstrip("/"))
         folder.type, folder.mode = tarfile.DIRTYPE, 0o777
